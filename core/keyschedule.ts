@@ -1,0 +1,40 @@
+/**
+ * Session key schedule (docs/PROTOCOL.md §4), HKDF-SHA-256 (RFC 5869) with TLS 1.3-style
+ * labels (RFC 8446 §7.1):
+ *
+ *   PRK = HKDF-Extract(salt = Session ID, IKM = S)
+ *   xch key/iv  = Expand-Label(PRK, "xch key"/"xch iv", TH0)   ExchangePayload (outer → inner)
+ *   cfm key/iv  = Expand-Label(PRK, "cfm key"/"cfm iv", TH1)   EXCHANGE_CONFIRM (inner → outer)
+ *   c2s key/iv  = Expand-Label(PRK, "c2s key"/"c2s iv", TH1)   REQUEST records
+ *   s2c key/iv  = Expand-Label(PRK, "s2c key"/"s2c iv", TH1)   RESPONSE records
+ *
+ * TH0 covers the clear exchange header and wrapped secret; TH1 is the hash of the whole
+ * EXCHANGE message, including the user's encrypted signature, so data keys are bound to
+ * the user, the inner key, the protocol version and the session ID.
+ */
+import { hkdfExpandLabel, hkdfExtract, importAesKey, SUITE_V1 } from './crypto.ts';
+import { newDirectionState, type DirectionState } from './records.ts';
+
+export interface RawKeyIv {
+  readonly key: Uint8Array;
+  readonly iv: Uint8Array;
+}
+
+export async function extractSessionPrk(sessionId: Uint8Array, secret: Uint8Array): Promise<Uint8Array> {
+  return hkdfExtract(sessionId, secret);
+}
+
+export async function deriveKeyIv(prk: Uint8Array, name: 'xch' | 'cfm' | 'c2s' | 's2c', transcriptHash: Uint8Array): Promise<RawKeyIv> {
+  const [key, iv] = await Promise.all([
+    hkdfExpandLabel(prk, `${name} key`, transcriptHash, SUITE_V1.aeadKeyBytes),
+    hkdfExpandLabel(prk, `${name} iv`, transcriptHash, SUITE_V1.nonceBytes),
+  ]);
+  return { key, iv };
+}
+
+/** Imports a derived key once and wipes the raw key octets. */
+export async function directionFrom(raw: RawKeyIv): Promise<DirectionState> {
+  const key = await importAesKey(raw.key);
+  raw.key.fill(0);
+  return newDirectionState(key, raw.iv);
+}

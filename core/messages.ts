@@ -1,0 +1,166 @@
+/**
+ * REQUEST and RESPONSE messages (docs/PROTOCOL.md §3, §5): a Binary HTTP message
+ * (RFC 9292, indeterminate-length framing) carried in the record layer.
+ *
+ * Sealing is streaming: the head goes in its own record as soon as it is known (so the
+ * inner can authorize before any body arrives), each body chunk becomes a record as it
+ * arrives (server-sent events are never held back to fill a buffer), and a final record
+ * closes the message. A body known to be small travels with its head in one record: a
+ * 1 KiB request + response costs exactly 2 AES-GCM seals and 2 opens.
+ */
+import {
+  createRequestDecoder,
+  createResponseDecoder,
+  encodeContentChunkPrefix,
+  encodeEnd,
+  encodeRequestHead,
+  encodeResponseHead,
+  type BhttpDecoder,
+  type BhttpLimits,
+  type RequestHead,
+  type ResponseHead,
+} from './bhttp.ts';
+import type { ByteReader } from './bytereader.ts';
+import { BhttpError, MalformedError, TruncatedError } from './errors.ts';
+import { RECORD_DEFAULTS, RecordOpener, RecordSealer, type DirectionState } from './records.ts';
+import type { EnvelopeHeader } from './wire.ts';
+
+/** A body: nothing, bytes known in full, or a stream of chunks of unknown total length. */
+export type BodySource = Uint8Array | AsyncIterable<Uint8Array> | null;
+
+/** Room for the largest BHTTP chunk-length prefix (a 4-octet QUIC varint covers < 2^30). */
+const CHUNK_PREFIX_ROOM = 8;
+
+export interface SealOptions {
+  readonly recordSize?: number;
+}
+
+function contentPlaintext(piece: Uint8Array): Uint8Array {
+  const prefix = encodeContentChunkPrefix(piece.length);
+  const out = new Uint8Array(prefix.length + piece.length);
+  out.set(prefix, 0);
+  out.set(piece, prefix.length);
+  return out;
+}
+
+function* bodyPieces(chunk: Uint8Array, max: number): Generator<Uint8Array> {
+  for (let off = 0; off < chunk.length; off += max) yield chunk.subarray(off, Math.min(chunk.length, off + max));
+}
+
+/**
+ * The wire octets of one message: its envelope header, then its records. `headBytes` is the
+ * encoded BHTTP head. The generator seals lazily, so a slow body is never buffered.
+ */
+export async function* sealMessage(dir: DirectionState, header: EnvelopeHeader, headBytes: Uint8Array, body: BodySource, opts: SealOptions = {}): AsyncGenerator<Uint8Array> {
+  const recordSize = opts.recordSize ?? RECORD_DEFAULTS.plaintextSize;
+  const sealer = new RecordSealer(dir, header, recordSize);
+  const end = encodeEnd();
+  const maxPiece = recordSize - CHUNK_PREFIX_ROOM;
+  if (maxPiece < 1) throw new RangeError('record size too small');
+  yield header.bytes;
+
+  if (body === null || body instanceof Uint8Array) {
+    const content = body ?? new Uint8Array(0);
+    const prefix = content.length > 0 ? encodeContentChunkPrefix(content.length) : new Uint8Array(0);
+    const total = headBytes.length + prefix.length + content.length + end.length;
+    if (total <= recordSize) {
+      const pt = new Uint8Array(total);
+      pt.set(headBytes, 0);
+      pt.set(prefix, headBytes.length);
+      pt.set(content, headBytes.length + prefix.length);
+      pt.set(end, total - end.length);
+      yield* await sealer.sealRecords([pt], true);
+      return;
+    }
+    yield* await sealer.sealRecords([headBytes], false);
+    const pieces = [...bodyPieces(content, maxPiece)].map(contentPlaintext);
+    // Seal the body in batches so a large in-memory body still gets several records in flight.
+    for (let i = 0; i < pieces.length; i += 16) yield* await sealer.sealRecords(pieces.slice(i, i + 16), false);
+    yield* await sealer.sealRecords([end], true);
+    return;
+  }
+
+  yield* await sealer.sealRecords([headBytes], false);
+  for await (const chunk of body) {
+    if (chunk.length === 0) continue;
+    const pieces = [...bodyPieces(chunk, maxPiece)].map(contentPlaintext);
+    yield* await sealer.sealRecords(pieces, false);
+  }
+  yield* await sealer.sealRecords([end], true);
+}
+
+export function sealRequest(dir: DirectionState, header: EnvelopeHeader, head: RequestHead, body: BodySource, opts?: SealOptions): AsyncGenerator<Uint8Array> {
+  return sealMessage(dir, header, encodeRequestHead(head), body, opts);
+}
+
+export function sealResponse(dir: DirectionState, header: EnvelopeHeader, head: ResponseHead, body: BodySource, opts?: SealOptions): AsyncGenerator<Uint8Array> {
+  return sealMessage(dir, header, encodeResponseHead(head), body, opts);
+}
+
+export interface OpenedMessage<H> {
+  readonly head: H;
+  /**
+   * The body as it arrives. It completes only after the final record authenticated and the
+   * BHTTP message ended; any truncation, tampering or trailing garbage is thrown here, so a
+   * consumer never mistakes a cut body for a whole one.
+   */
+  readonly body: AsyncIterable<Uint8Array>;
+}
+
+export interface OpenOptions {
+  readonly maxRecordPlaintext?: number;
+  readonly bhttpLimits?: Partial<BhttpLimits>;
+  /** Called once, right after the first record authenticated (the replay window is marked here). */
+  readonly onFirstRecord?: () => void;
+}
+
+async function openMessage<H>(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, decoder: BhttpDecoder<H & (RequestHead | ResponseHead)>, opts: OpenOptions): Promise<OpenedMessage<H>> {
+  const opener = new RecordOpener(dir, header, reader, opts.maxRecordPlaintext ?? RECORD_DEFAULTS.maxPlaintext);
+  const pending: Uint8Array[] = [];
+  let ended = false;
+  let first = true;
+  let head: H | undefined;
+
+  const absorb = (plaintext: Uint8Array, final: boolean): void => {
+    const events = decoder.push(plaintext);
+    if (final) events.push(...decoder.finish());
+    for (const ev of events) {
+      if (ev.kind === 'head') head = ev.head as H;
+      else if (ev.kind === 'content') pending.push(ev.data);
+      else if (ev.kind === 'end') ended = true;
+    }
+    if (final && !ended) throw new BhttpError('the final record ended inside the HTTP message');
+  };
+
+  const nextRecord = async (): Promise<boolean> => {
+    const rec = await opener.next();
+    if (!rec) return false;
+    if (first) {
+      first = false;
+      opts.onFirstRecord?.();
+    }
+    absorb(rec.plaintext, rec.final);
+    return true;
+  };
+
+  while (head === undefined) {
+    if (!(await nextRecord())) throw new TruncatedError('the message ended before the HTTP head');
+  }
+  async function* body(): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      while (pending.length > 0) yield pending.shift()!;
+      if (opener.done) break;
+      await nextRecord();
+    }
+    if (!ended) throw new MalformedError('message ended without the end of its HTTP content');
+  }
+  return { head, body: body() };
+}
+
+export function openRequest(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, opts: OpenOptions = {}): Promise<OpenedMessage<RequestHead>> {
+  return openMessage<RequestHead>(dir, header, reader, createRequestDecoder(opts.bhttpLimits), opts);
+}
+
+export function openResponse(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, opts: OpenOptions = {}): Promise<OpenedMessage<ResponseHead>> {
+  return openMessage<ResponseHead>(dir, header, reader, createResponseDecoder(opts.bhttpLimits), opts);
+}
