@@ -413,7 +413,10 @@ const NEED_MORE = -1;
 const EMPTY = new Uint8Array(0);
 
 function resolveLimits(limits: Partial<BhttpLimits> | undefined): BhttpLimits {
-  const out = { ...DEFAULT_BHTTP_LIMITS, ...limits };
+  const out: BhttpLimits = {
+    maxFieldSectionBytes: limits?.maxFieldSectionBytes ?? DEFAULT_BHTTP_LIMITS.maxFieldSectionBytes,
+    maxFieldLines: limits?.maxFieldLines ?? DEFAULT_BHTTP_LIMITS.maxFieldLines,
+  };
   for (const k of ['maxFieldSectionBytes', 'maxFieldLines'] as const) {
     const v = out[k];
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer`);

@@ -1,0 +1,59 @@
+/** `sws outer start`: run the outer sidecar (contract: shared/spec/cli.md). */
+import { Option, type Command } from 'commander';
+import { DEFAULT_REKEY_POLICY, formatRekeyPolicy, parseRekeyPolicy } from '../../core/keyrotation.ts';
+import { OuterSidecar } from '../../sidecar-outer/server.ts';
+import { OUTER_DEFAULTS, type OuterSidecarConfig } from '../../sidecar-outer/config.ts';
+import { parseListen } from '../../sidecar-shared/listen.ts';
+import { PolicyError } from '../../core/errors.ts';
+import { UsageError } from '../../store/index.ts';
+import { dataDirOf, group, type CliContext } from './common.ts';
+import { intFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+
+interface Flags {
+  listen: string;
+  adminListen?: string;
+  rekey: string;
+  innerTimeout?: string;
+  connectTimeout?: string;
+  innerProxy?: string;
+  grace?: string;
+  logLevel: string;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  group(program, 'outer')
+    .command('start')
+    .description('run the outer sidecar: authenticate users, seal their requests to the inner, open the answers')
+    .requiredOption('--listen <HOST:PORT>', 'where clients connect (use it as their HTTP proxy; port 0: any free port)')
+    .option('--admin-listen <HOST:PORT>', 'serve /healthz, /readyz and /metrics here')
+    .option('--rekey <TRIGGERS>', 'key-exchange triggers (S101–S105): request, destination, count:N, time:SECONDS, bytes:N', formatRekeyPolicy(DEFAULT_REKEY_POLICY))
+    .option('--inner-timeout <MS>', `time to wait for the inner's answer head (default ${OUTER_DEFAULTS.innerHeadersTimeoutMs})`)
+    .option('--connect-timeout <MS>', `inner connect timeout (default ${OUTER_DEFAULTS.connectTimeoutMs})`)
+    .option('--inner-proxy <URL>', 'send envelopes through this HTTP proxy (http://HOST:PORT)')
+    .option('--grace <MS>', `shutdown grace period for requests in flight (default ${OUTER_DEFAULTS.shutdownGraceMs})`)
+    .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(OUTER_DEFAULTS.logLevel))
+    .action(async (opts: Flags, cmd: Command) => {
+      let rekey;
+      try {
+        rekey = parseRekeyPolicy(opts.rekey);
+      } catch (e) {
+        if (e instanceof PolicyError) throw new UsageError(e.message, '--rekey');
+        throw e;
+      }
+      if (opts.innerProxy !== undefined && !/^http:\/\/[^/@\s]+(:\d+)?\/?$/.test(opts.innerProxy)) throw new UsageError('must be http://HOST:PORT', '--inner-proxy');
+      const config: OuterSidecarConfig = {
+        dataDir: dataDirOf(cmd, ctx),
+        listen: parseListen(opts.listen, '--listen'),
+        ...(opts.adminListen ? { adminListen: parseListen(opts.adminListen, '--admin-listen') } : {}),
+        rekey,
+        innerHeadersTimeoutMs: intFlag(opts.innerTimeout, '--inner-timeout', 1, 3_600_000) ?? OUTER_DEFAULTS.innerHeadersTimeoutMs,
+        innerBodyTimeoutMs: OUTER_DEFAULTS.innerBodyTimeoutMs,
+        connectTimeoutMs: intFlag(opts.connectTimeout, '--connect-timeout', 1, 600_000) ?? OUTER_DEFAULTS.connectTimeoutMs,
+        shutdownGraceMs: intFlag(opts.grace, '--grace', 0, 3_600_000) ?? OUTER_DEFAULTS.shutdownGraceMs,
+        logLevel: opts.logLevel,
+        ...(opts.innerProxy ? { innerProxy: opts.innerProxy } : {}),
+      };
+      const sidecar = await OuterSidecar.start(config);
+      await runUntilSignal(sidecar);
+    });
+}

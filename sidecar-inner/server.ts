@@ -1,0 +1,364 @@
+/**
+ * The inner sidecar (patent: inner management server 5): opens envelopes, authenticates
+ * the user by signature, checks the ACL (30/31), restores the destination (29), forwards to
+ * the unchanged WWW server and seals the answer back with cache-prohibit headers (34).
+ *
+ * Stages per envelope: open → read request → canonicalize → authorize → forward → seal.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FieldLine, ResponseHead } from '../core/bhttp.ts';
+import { fingerprint, importPrivateKey, importPublicKey, type PrivateKeyHandle, type PublicKeyHandle } from '../core/crypto.ts';
+import { toHex } from '../core/bytes.ts';
+import { SwsError } from '../core/errors.ts';
+import { InnerEndpoint, type InnerRequest } from '../core/inner.ts';
+import { problemDocument, refusalFor, type Refusal } from '../core/signals.ts';
+import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
+import { aclEngine, clients, innerKey, openStore, sites, type AclEngine, type Store } from '../store/index.ts';
+import { createAdminServer } from '../sidecar-shared/admin.ts';
+import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
+import { formatAddress, listen } from '../sidecar-shared/listen.ts';
+import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
+import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
+import type { InnerSidecarConfig } from './config.ts';
+import { canonicalize, type CanonicalRequest } from './request.ts';
+import { UpstreamError, Upstreams } from './upstream.ts';
+
+/** Responses no longer than this are sealed with their head in one record (1 AES call). */
+const SMALL_BODY = 32 * 1024;
+
+interface InFlight {
+  readonly user: string;
+  readonly req: CanonicalRequest;
+  readonly abort: (why: string) => void;
+}
+
+export interface InnerSidecarDeps {
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+export class InnerSidecar {
+  readonly config: InnerSidecarConfig;
+  readonly metrics: SidecarMetrics;
+  readonly log: Logger;
+  readonly endpoint: InnerEndpoint;
+  readonly #store: Store;
+  readonly #acl: AclEngine;
+  readonly #upstreams: Upstreams;
+  readonly #server: Server;
+  readonly #admin: Server | undefined;
+  readonly #inFlight = new Set<InFlight>();
+  readonly #clientKeys = new Map<string, Promise<PublicKeyHandle | undefined>>();
+  #stopWatch: () => void = () => undefined;
+  #address: AddressInfo | undefined;
+  #adminAddress: AddressInfo | undefined;
+  #stopping = false;
+  readonly #keyFingerprint: string;
+
+  private constructor(config: InnerSidecarConfig, store: Store, key: PrivateKeyHandle, deps: InnerSidecarDeps) {
+    this.config = config;
+    this.#store = store;
+    this.metrics = createMetrics('inner');
+    this.log = deps.logger ?? createLogger({ role: 'inner', level: config.logLevel });
+    this.#acl = aclEngine(store);
+    this.#upstreams = new Upstreams(config);
+    const keyIdHex = toHex(key.keyId);
+    this.#keyFingerprint = fingerprint(key.keyId);
+    this.endpoint = new InnerEndpoint({
+      keys: { get: (id) => (id === keyIdHex ? key : undefined) },
+      clients: { lookup: (user, kid) => this.#clientKey(user, kid) },
+      ...(deps.now ? { now: deps.now } : {}),
+      policy: config.policy,
+    });
+    this.#server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        // Fail closed: a bug must cost one connection, never the process.
+        this.log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, 'unexpected failure handling an envelope');
+        this.metrics.rejections.inc({ code: 'SWS_ERR_INTERNAL' });
+        res.destroy();
+      });
+    });
+    this.#admin = config.adminListen ? createAdminServer({ metrics: this.metrics, notReadyReason: () => this.#notReady() }) : undefined;
+  }
+
+  static async start(config: InnerSidecarConfig, deps: InnerSidecarDeps = {}): Promise<InnerSidecar> {
+    const store = openStore(config.dataDir, { expectRole: 'inner' });
+    try {
+      const key = await importPrivateKey(await innerKey(store).privateKeyPkcs8());
+      const sidecar = new InnerSidecar(config, store, key, deps);
+      await sidecar.#listen();
+      return sidecar;
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+
+  async #listen(): Promise<void> {
+    this.#address = await listen(this.#server, this.config.listen);
+    if (this.#admin && this.config.adminListen) this.#adminAddress = await listen(this.#admin, this.config.adminListen);
+    this.#stopWatch = this.#store.watch(() => this.#onStoreChange());
+    this.log.info({ listen: formatAddress(this.#address), admin: this.#adminAddress ? formatAddress(this.#adminAddress) : undefined, innerKey: this.#keyFingerprint }, 'inner sidecar listening');
+  }
+
+  get address(): AddressInfo {
+    if (!this.#address) throw new Error('not listening');
+    return this.#address;
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.#adminAddress;
+  }
+
+  #notReady(): string | undefined {
+    if (this.#stopping) return 'shutting down';
+    if (!this.#address) return 'not listening';
+    if (!this.#store.db.open) return 'database closed';
+    return undefined;
+  }
+
+  /** The registered key for `user` with ID `kid`, imported once and cached until the store changes. */
+  #clientKey(user: string, kid: string): Promise<PublicKeyHandle | undefined> {
+    const cacheKey = `${user}\n${kid}`;
+    let p = this.#clientKeys.get(cacheKey);
+    if (!p) {
+      const row = clients(this.#store).get(user);
+      p = row && row.keyId === kid ? importPublicKey(row.publicKeyPem).catch(() => undefined) : Promise.resolve(undefined);
+      this.#clientKeys.set(cacheKey, p);
+    }
+    return p;
+  }
+
+  /** Live changes: removed users lose their sessions, revoked grants cut streams in flight. */
+  #onStoreChange(): void {
+    this.#clientKeys.clear();
+    const dir = clients(this.#store);
+    const ended = this.endpoint.sessions.endWhere((s) => dir.get(s.user)?.keyId !== s.clientKeyIdHex);
+    let cut = 0;
+    for (const f of this.#inFlight) {
+      const registered = dir.get(f.user) !== undefined;
+      if (!registered || !this.#acl.check(f.user, f.req.method, f.req.host, f.req.target).allow) {
+        f.abort('access revoked');
+        cut++;
+      }
+    }
+    if (ended || cut) this.log.info({ sessionsEnded: ended, streamsCut: cut }, 'store changed: access re-checked');
+    this.metrics.sessions.set(this.endpoint.sessions.size);
+    void this.#upstreams.retain(sites(this.#store).list());
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const path = req.url ?? '';
+    if (path !== ENVELOPE_PATH) return this.#plainError(req, res, 404, 'SWS_ERR_NOT_FOUND', `this is an sws inner; envelopes go to POST ${ENVELOPE_PATH}`);
+    if (req.method !== 'POST') return this.#plainError(req, res, 405, 'SWS_ERR_METHOD', 'envelopes must be POSTed');
+    const ctype = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (ctype !== MEDIA_TYPE) return this.#plainError(req, res, 415, 'SWS_ERR_MEDIA_TYPE', `envelopes must be ${MEDIA_TYPE}`);
+    const version = req.headers[HeaderNames.version];
+    if (version !== undefined && version !== String(PROTOCOL_VERSION)) return this.#plainError(req, res, 400, 'SWS_ERR_VERSION', `this inner speaks sws version ${PROTOCOL_VERSION}`);
+
+    this.metrics.inFlight.inc();
+    res.once('close', () => this.metrics.inFlight.dec());
+    // Refusals stop reading without destroying the request, so the refusal can still be sent.
+    const env = await this.endpoint.open({ [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) });
+    if (env.kind === 'refused') return this.#refuse(req, res, env.refusal, env.error, started);
+    if (env.confirm) {
+      this.metrics.keyExchanges.inc({ reason: 'accepted', result: 'ok' });
+      this.metrics.sessions.set(this.endpoint.sessions.size);
+      // S104 answered at once, so requests sharing this exchange need not wait for the upstream.
+      res.writeHead(200, this.#envelopeHeaders(KeyStates.exchanged));
+      res.write(env.confirm);
+    }
+    const r = await env.readRequest();
+    if (r === null) {
+      res.end();
+      return;
+    }
+    if (r.kind === 'refused') return this.#refuse(req, res, r.refusal, r.error, started);
+    if (!res.headersSent) res.writeHead(200, this.#envelopeHeaders(KeyStates.ok));
+    await this.#serve(req, res, r, started);
+  }
+
+  #envelopeHeaders(keyState: string): Record<string, string> {
+    return {
+      'content-type': MEDIA_TYPE,
+      'cache-control': ENVELOPE_NO_STORE,
+      [HeaderNames.version]: String(PROTOCOL_VERSION),
+      [HeaderNames.keyState]: keyState,
+    };
+  }
+
+  #refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal, error: unknown, started: bigint): void {
+    const remote = req.socket?.remoteAddress;
+    this.metrics.rejections.inc({ code: refusal.code });
+    if (refusal.keyState === KeyStates.exchangeFailed) this.metrics.keyExchanges.inc({ reason: 'accepted', result: 'failed' });
+    this.metrics.requests.inc({ outcome: 'refused', status: String(refusal.status) });
+    this.log.warn({ code: refusal.code, keyState: refusal.keyState, status: refusal.status, detail: (error as Error)?.message, remote, ms: msSince(started) }, 'envelope refused');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = JSON.stringify(problemDocument(refusal));
+    res.writeHead(refusal.status, {
+      'content-type': 'application/problem+json',
+      'cache-control': 'no-store',
+      [HeaderNames.version]: String(PROTOCOL_VERSION),
+      [HeaderNames.keyState]: refusal.keyState,
+      'content-length': Buffer.byteLength(body),
+      // The rest of a refused body is never read: close instead of draining it.
+      connection: 'close',
+    });
+    res.end(body);
+  }
+
+  #plainError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
+    this.metrics.rejections.inc({ code });
+    this.metrics.requests.inc({ outcome: 'refused', status: String(status) });
+    const body = JSON.stringify({ type: `urn:sws:error:${code}`, title: message, status, code });
+    res.writeHead(status, { 'content-type': 'application/problem+json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  }
+
+  /** A request that authenticated: everything from here on is answered sealed. */
+  async #serve(req: IncomingMessage, res: ServerResponse, r: InnerRequest, started: bigint): Promise<void> {
+    const user = r.session.user;
+    const access = { user, method: r.head.method, host: r.head.authority, path: r.head.path, keyState: res.getHeader(HeaderNames.keyState) };
+    let canonical: CanonicalRequest;
+    try {
+      canonical = canonicalize(r.head, this.config.forwardedUserHeader);
+    } catch (err) {
+      return this.#sealedError(res, r, 400, 'bad request: the path or host is malformed or ambiguous', err, access, started);
+    }
+    const site = sites(this.#store).get(canonical.host);
+    if (!site) return this.#sealedError(res, r, 502, `no web server is configured at this inner for host ${canonical.host}`, new SwsError('SWS_ERR_NO_SITE', 'no site'), access, started);
+    const decision = this.#acl.check(user, canonical.method, canonical.host, canonical.target);
+    if (!decision.allow) {
+      this.metrics.rejections.inc({ code: 'SWS_ERR_ACL_DENIED' });
+      return this.#sealedError(res, r, 403, 'access denied: your account is not allowed to open this page', new SwsError('SWS_ERR_ACL_DENIED', decision.reason), { ...access, path: canonical.target.path }, started, 'denied');
+    }
+
+    const controller = new AbortController();
+    let revoked = false;
+    const flight: InFlight = {
+      user,
+      req: canonical,
+      abort: (why) => {
+        revoked = true;
+        controller.abort(new SwsError('SWS_ERR_REVOKED', why));
+        res.destroy();
+      },
+    };
+    this.#inFlight.add(flight);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new SwsError('SWS_ERR_CLIENT_GONE', 'the outer closed the connection'));
+    };
+    res.once('close', onClose);
+    let bodyError: unknown;
+    const hasBody = r.head.headers.some(([n]) => n === 'content-length' || n === 'transfer-encoding') || !['GET', 'HEAD', 'OPTIONS', 'DELETE', 'TRACE'].includes(canonical.method);
+    const requestBody = hasBody
+      ? (async function* () {
+          try {
+            yield* r.body;
+          } catch (e) {
+            bodyError = e;
+            throw e;
+          }
+        })()
+      : null;
+    try {
+      if (!hasBody) await drainEmpty(r.body);
+      const identity: FieldLine = [this.config.forwardedUserHeader, user];
+      const up = await this.#upstreams.forward(site, canonical, identity, requestBody, controller.signal);
+      const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>) };
+      const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || (up.statusCode >= 100 && up.statusCode < 200);
+      const declared = Number(up.headers['content-length']);
+      let respBody: Uint8Array | AsyncIterable<Uint8Array> | null;
+      if (noBody) {
+        await up.body.dump();
+        respBody = null;
+      } else if (Number.isFinite(declared) && declared <= SMALL_BODY) {
+        respBody = new Uint8Array(await up.body.arrayBuffer());
+      } else {
+        respBody = up.body;
+      }
+      await pipeline(Readable.from(r.respond(head, respBody)), res);
+      this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
+    } catch (err) {
+      if (bodyError !== undefined || revoked || controller.signal.aborted) {
+        const code = revoked ? 'SWS_ERR_REVOKED' : ((bodyError ?? err) as { code?: string })?.code ?? 'SWS_ERR_ABORTED';
+        this.metrics.rejections.inc({ code });
+        this.metrics.requests.inc({ outcome: revoked ? 'revoked' : 'aborted', status: '0' });
+        this.log.warn({ ...access, code, detail: ((bodyError ?? err) as Error)?.message }, 'request aborted');
+        if (bodyError !== undefined && !res.headersSent) return this.#refuse(req, res, refusalFor(bodyError, 'request'), bodyError, started);
+        res.destroy();
+        return;
+      }
+      if (err instanceof UpstreamError && !res.writableEnded && !isStreaming(res)) {
+        return this.#sealedError(res, r, err.status, err.message, err, access, started);
+      }
+      // The upstream died mid-body: cut the envelope so the outer reports a truncated body.
+      this.metrics.rejections.inc({ code: 'SWS_ERR_UPSTREAM_TRUNCATED' });
+      this.log.warn({ ...access, detail: (err as Error)?.message }, 'upstream response cut');
+      res.destroy();
+    } finally {
+      this.#inFlight.delete(flight);
+      res.off('close', onClose);
+    }
+  }
+
+  async #sealedError(res: ServerResponse, r: InnerRequest, status: number, message: string, err: unknown, access: Record<string, unknown>, started: bigint, outcome = 'error'): Promise<void> {
+    const code = (err as { code?: string })?.code ?? 'SWS_ERR_GENERIC';
+    if (outcome === 'error') this.metrics.rejections.inc({ code });
+    try {
+      await drainEmpty(r.body).catch(() => undefined);
+      const body = new TextEncoder().encode(`sws: ${message}\n`);
+      const head: ResponseHead = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['cache-control', 'no-store'], ['content-length', String(body.length)]] };
+      await pipeline(Readable.from(r.respond(head, body)), res);
+    } catch {
+      res.destroy();
+    }
+    this.#accessLog(access, outcome === 'denied' ? 'deny' : 'error', status, started, code);
+  }
+
+  #accessLog(access: Record<string, unknown>, decision: string, status: number, started: bigint, code?: string): void {
+    const outcome = decision === 'allow' ? 'ok' : decision === 'deny' ? 'denied' : 'error';
+    this.metrics.requests.inc({ outcome, status: String(status) });
+    const ms = msSince(started);
+    this.metrics.duration.observe({ outcome }, ms / 1000);
+    this.log.info({ ...access, decision, status, ms, ...(code ? { code } : {}) }, 'request');
+  }
+
+  /** Graceful stop: refuse new connections, let in-flight requests finish within the grace period. */
+  async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#stopWatch();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const timer = setTimeout(() => this.#server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+    if (this.#admin) await new Promise<void>((resolve) => this.#admin!.close(() => resolve()));
+    await this.#upstreams.close();
+    this.#store.close();
+    this.log.info('inner sidecar stopped');
+    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+  }
+}
+
+function msSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function isStreaming(res: ServerResponse): boolean {
+  // Once any RESPONSE octet went out we can no longer send a different sealed answer.
+  return res.writableLength > 0 || (res as ServerResponse & { _contentLength?: number }).socket?.bytesWritten === undefined;
+}
+
+/** A request declared without a body must not carry one. */
+async function drainEmpty(body: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const c of body) if (c.length > 0) throw new SwsError('SWS_ERR_BAD_REQUEST', 'unexpected request body');
+}

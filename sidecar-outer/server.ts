@@ -1,0 +1,429 @@
+/**
+ * The outer sidecar (patent: outer management server 6). Forward-proxy mode: authenticate
+ * the user (407), find the inner that fronts the host (destination changer 20 over the
+ * inner-server list 19), seal and sign the request (S101–S105 decide the key), send it as a
+ * plain HTTP POST (claim 2), open the answer and stream it back.
+ *
+ * Stages per request: target → authenticate → resolve inner → channel → seal → send → open.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Pool, ProxyAgent, type Dispatcher } from 'undici';
+import type { RequestHead } from '../core/bhttp.ts';
+import { importPrivateKey, importPublicKey, type PrivateKeyHandle, type PublicKeyHandle } from '../core/crypto.ts';
+import { SwsError } from '../core/errors.ts';
+import { isIdempotent, OuterChannel, type OuterCall } from '../core/outer.ts';
+import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
+import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
+import { createAdminServer } from '../sidecar-shared/admin.ts';
+import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
+import { formatAddress, listen } from '../sidecar-shared/listen.ts';
+import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
+import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
+import { Authenticator, parseBasic } from './auth.ts';
+import type { OuterSidecarConfig } from './config.ts';
+import { parseProxyTarget, type ProxyTarget } from './target.ts';
+
+/** Request bodies up to this size are read whole: one record, and safe to retry. */
+const SMALL_BODY = 60 * 1024;
+/** Largest refusal document read from the inner. */
+const MAX_PROBLEM = 16 * 1024;
+
+class ClientError extends SwsError {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(code, message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+interface Upstream {
+  readonly server: InnerServer;
+  readonly key: Promise<PublicKeyHandle>;
+  readonly dispatcher: Dispatcher;
+  readonly origin: string;
+  readonly path: string;
+}
+
+export interface OuterSidecarDeps {
+  readonly logger?: Logger;
+}
+
+export class OuterSidecar {
+  readonly config: OuterSidecarConfig;
+  readonly metrics: SidecarMetrics;
+  readonly log: Logger;
+  readonly #store: Store;
+  readonly #auth: Authenticator;
+  readonly #server: Server;
+  readonly #admin: Server | undefined;
+  readonly #userKeys = new Map<string, Promise<PrivateKeyHandle>>();
+  readonly #upstreams = new Map<string, Upstream>();
+  readonly #channels = new Map<string, OuterChannel>();
+  #stopWatch: () => void = () => undefined;
+  #address: AddressInfo | undefined;
+  #adminAddress: AddressInfo | undefined;
+  #stopping = false;
+
+  private constructor(config: OuterSidecarConfig, store: Store, deps: OuterSidecarDeps) {
+    this.config = config;
+    this.#store = store;
+    this.metrics = createMetrics('outer');
+    this.log = deps.logger ?? createLogger({ role: 'outer', level: config.logLevel });
+    this.#auth = new Authenticator(outerUsers(store));
+    this.#server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        this.log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, 'unexpected failure handling a request');
+        this.metrics.rejections.inc({ code: 'SWS_ERR_INTERNAL' });
+        res.destroy();
+      });
+    });
+    this.#server.on('connect', (req: IncomingMessage, socket: Socket) => {
+      this.metrics.rejections.inc({ code: 'SWS_ERR_CONNECT' });
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nsws does not tunnel CONNECT: request http:// URLs through this proxy; the inner reaches https web servers itself.\n');
+      void req;
+    });
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      this.metrics.rejections.inc({ code: 'SWS_ERR_BAD_HTTP' });
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nsws: malformed HTTP request\n`);
+      else socket.destroy();
+    });
+    this.#admin = config.adminListen ? createAdminServer({ metrics: this.metrics, notReadyReason: () => this.#notReady() }) : undefined;
+  }
+
+  static async start(config: OuterSidecarConfig, deps: OuterSidecarDeps = {}): Promise<OuterSidecar> {
+    const store = openStore(config.dataDir, { expectRole: 'outer' });
+    try {
+      await store.masterKey();
+      const sidecar = new OuterSidecar(config, store, deps);
+      sidecar.#address = await listen(sidecar.#server, config.listen);
+      if (sidecar.#admin && config.adminListen) sidecar.#adminAddress = await listen(sidecar.#admin, config.adminListen);
+      sidecar.#stopWatch = store.watch(() => sidecar.#onStoreChange());
+      sidecar.log.info({ listen: formatAddress(sidecar.#address), admin: sidecar.#adminAddress ? formatAddress(sidecar.#adminAddress) : undefined }, 'outer sidecar listening');
+      return sidecar;
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+
+  get address(): AddressInfo {
+    if (!this.#address) throw new Error('not listening');
+    return this.#address;
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.#adminAddress;
+  }
+
+  #notReady(): string | undefined {
+    if (this.#stopping) return 'shutting down';
+    if (!this.#address) return 'not listening';
+    if (!this.#store.db.open) return 'database closed';
+    return undefined;
+  }
+
+  /** Users, passwords, keys or inner servers changed: drop everything derived from them. */
+  #onStoreChange(): void {
+    this.#auth.forgetAll();
+    const users = outerUsers(this.#store);
+    for (const [name, p] of this.#userKeys) {
+      const row = users.get(name);
+      void p.then(
+        (k) => {
+          if (!row || Buffer.from(k.keyId).toString('hex') !== row.keyId) this.#forgetUser(name);
+        },
+        () => this.#forgetUser(name),
+      );
+      if (!row) this.#forgetUser(name);
+    }
+    const servers = new Map(innerServers(this.#store).list().map((s) => [s.name, s]));
+    for (const [name, up] of this.#upstreams) {
+      const now = servers.get(name);
+      if (!now || now.url !== up.server.url || now.keyId !== up.server.keyId || now.hosts.join(',') !== up.server.hosts.join(',')) {
+        this.#upstreams.delete(name);
+        for (const k of [...this.#channels.keys()]) if (k.endsWith(`\n${name}`)) this.#channels.delete(k);
+        void up.dispatcher.close().catch(() => undefined);
+      }
+    }
+  }
+
+  #forgetUser(name: string): void {
+    this.#userKeys.delete(name);
+    for (const k of [...this.#channels.keys()]) if (k.startsWith(`${name}\n`)) this.#channels.delete(k);
+  }
+
+  #userKey(user: string): Promise<PrivateKeyHandle> {
+    let p = this.#userKeys.get(user);
+    if (!p) {
+      // Unwrapped and imported once per user; the raw PKCS #8 is dropped right after import.
+      p = outerUsers(this.#store)
+        .privateKeyPkcs8(user)
+        .then(async (pkcs8) => {
+          try {
+            return await importPrivateKey(pkcs8);
+          } finally {
+            pkcs8.fill(0);
+          }
+        });
+      p.catch(() => this.#userKeys.delete(user));
+      this.#userKeys.set(user, p);
+    }
+    return p;
+  }
+
+  #upstream(server: InnerServer): Upstream {
+    let up = this.#upstreams.get(server.name);
+    if (!up) {
+      const url = new URL(server.url);
+      const opts = {
+        connections: 64,
+        keepAliveTimeout: 30_000,
+        headersTimeout: this.config.innerHeadersTimeoutMs,
+        bodyTimeout: this.config.innerBodyTimeoutMs,
+        connect: { timeout: this.config.connectTimeoutMs },
+      };
+      const dispatcher: Dispatcher = this.config.innerProxy ? new ProxyAgent({ uri: this.config.innerProxy, ...opts }) : new Pool(url.origin, opts);
+      up = { server, key: importPublicKey(server.publicKeyPem), dispatcher, origin: url.origin, path: `${url.pathname.replace(/\/+$/, '')}${ENVELOPE_PATH}` };
+      this.#upstreams.set(server.name, up);
+    }
+    return up;
+  }
+
+  async #channel(user: string, up: Upstream): Promise<OuterChannel> {
+    const k = `${user}\n${up.server.name}`;
+    let ch = this.#channels.get(k);
+    if (!ch) {
+      const [key, inner] = await Promise.all([this.#userKey(user), up.key]);
+      ch = this.#channels.get(k);
+      if (!ch) {
+        ch = new OuterChannel({ user: { name: user, key }, inner, policy: this.config.rekey });
+        this.#channels.set(k, ch);
+      }
+    }
+    return ch;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const access: Record<string, unknown> = { method: req.method, remote: req.socket?.remoteAddress };
+    try {
+      const target = this.#target(req);
+      access.host = target.host;
+      access.path = target.pathAndQuery.split('?')[0];
+      const user = await this.#auth.authenticate(parseBasic(req.headers['proxy-authorization']));
+      if (!user) throw new ClientError(407, 'SWS_ERR_PROXY_AUTH', 'sws: proxy authentication required: give your sws user name and password', { 'proxy-authenticate': 'Basic realm="sws", charset="UTF-8"' });
+      access.user = user;
+      const server = innerServers(this.#store).findByHost(target.host);
+      if (!server) throw new ClientError(502, 'SWS_ERR_NO_INNER', `sws: no inner server is configured for ${target.host}; nothing was sent`);
+      access.inner = server.name;
+      const up = this.#upstream(server);
+      const channel = await this.#channel(user, up);
+      const head: RequestHead = {
+        method: req.method!,
+        scheme: 'http',
+        authority: target.host,
+        path: target.pathAndQuery,
+        headers: endToEndFields(req.rawHeaders, (n) => n === 'host'),
+      };
+      const body = await this.#requestBody(req);
+      await this.#exchangeAndServe(req, res, channel, up, target, head, body, access, started);
+    } catch (err) {
+      this.#fail(req, res, err, access, started);
+    }
+  }
+
+  #target(req: IncomingMessage): ProxyTarget {
+    const url = req.url ?? '';
+    if (url.startsWith('/')) throw new ClientError(400, 'SWS_ERR_NOT_PROXY_REQUEST', 'sws: this address is an HTTP proxy; configure it as your proxy (for example curl -x) and request http:// URLs');
+    try {
+      return parseProxyTarget(url);
+    } catch (err) {
+      throw new ClientError(400, (err as SwsError).code ?? 'SWS_ERR_BAD_TARGET', `sws: ${(err as Error).message}`);
+    }
+  }
+
+  /** Small bodies are read whole (one record, retryable); large or unknown ones stream. */
+  async #requestBody(req: IncomingMessage): Promise<Uint8Array | AsyncIterable<Uint8Array> | null> {
+    const te = req.headers['transfer-encoding'];
+    const cl = req.headers['content-length'];
+    if (te === undefined && (cl === undefined || cl === '0')) {
+      req.resume();
+      return null;
+    }
+    if (te === undefined && Number(cl) <= SMALL_BODY) {
+      const parts: Buffer[] = [];
+      for await (const c of req) parts.push(c as Buffer);
+      return Buffer.concat(parts);
+    }
+    return req;
+  }
+
+  async #send(call: OuterCall, up: Upstream, head: RequestHead, body: Uint8Array | AsyncIterable<Uint8Array> | null, exchangeOnly = false): Promise<Dispatcher.ResponseData> {
+    const headers = {
+      'content-type': MEDIA_TYPE,
+      'cache-control': 'no-store',
+      [HeaderNames.version]: String(PROTOCOL_VERSION),
+      [HeaderNames.keyState]: call.keyState,
+    };
+    try {
+      return await up.dispatcher.request({
+        origin: up.origin,
+        method: 'POST',
+        path: up.path,
+        headers,
+        body: exchangeOnly ? call.sealExchangeOnly() : Readable.from(call.seal(head, body)),
+      });
+    } catch (err) {
+      call.abandon(err);
+      const code = (err as { code?: string }).code;
+      if (code === 'UND_ERR_HEADERS_TIMEOUT') throw new ClientError(504, 'SWS_ERR_INNER_TIMEOUT', 'sws: the inner server did not answer in time');
+      throw new ClientError(502, 'SWS_ERR_INNER_UNREACHABLE', 'sws: the inner server could not be reached');
+    }
+  }
+
+  async #exchangeAndServe(
+    req: IncomingMessage,
+    res: ServerResponse,
+    channel: OuterChannel,
+    up: Upstream,
+    target: ProxyTarget,
+    head: RequestHead,
+    body: Uint8Array | AsyncIterable<Uint8Array> | null,
+    access: Record<string, unknown>,
+    started: bigint,
+  ): Promise<void> {
+    const replayable = body === null || body instanceof Uint8Array;
+    for (let attempt = 0; ; attempt++) {
+      const call = await channel.prepare(target.origin).catch((err) => {
+        throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_EXCHANGE_FAILED', 'sws: the key exchange with the inner server failed');
+      });
+      access.keyState = call.keyState;
+      if (call.exchange) access.rekey = call.decision.kind === 'exchange' ? call.decision.reason : undefined;
+      const answer = await this.#send(call, up, head, body);
+      const keyState = headerValue(answer.headers[HeaderNames.keyState]);
+      if (answer.statusCode === 200) {
+        let opened;
+        try {
+          opened = await call.open(keyState, answer.body);
+        } catch (err) {
+          if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
+          this.metrics.rejections.inc({ code: (err as SwsError).code ?? 'SWS_ERR_GENERIC' });
+          answer.body.destroy();
+          throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_DECRYPT', 'sws: the answer from the inner server failed verification');
+        }
+        if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'ok' });
+        const fields = opened.head.headers;
+        res.writeHead(opened.head.status, flatFields(fields));
+        try {
+          await pipeline(Readable.from(opened.body), res);
+        } catch (err) {
+          // Truncated or tampered mid-body: the client must see a cut connection, never a short body.
+          this.metrics.rejections.inc({ code: (err as SwsError).code ?? 'SWS_ERR_TRUNCATED' });
+          this.log.warn({ ...access, detail: (err as Error).message }, 'response body cut');
+          res.destroy();
+          answer.body.destroy();
+        }
+        this.#accessLog(access, opened.head.status, started, 'ok');
+        return;
+      }
+      const problem = await readProblem(answer.body);
+      if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
+      this.metrics.rejections.inc({ code: problem.code ?? 'SWS_ERR_INNER_REFUSED' });
+      const { sessionLost } = call.refused(keyState, problem.code);
+      this.log.warn({ ...access, status: answer.statusCode, keyState, code: problem.code }, 'inner refused the envelope');
+      if (!(sessionLost && keyState === KeyStates.exchangeNeeded && attempt === 0 && replayable)) {
+        throw new ClientError(502, problem.code ?? 'SWS_ERR_INNER_REFUSED', `sws: the inner server refused the request (${problem.code ?? answer.statusCode})`, { 'retry-after': '1' });
+      }
+      if (!isIdempotent(head.method) && !(await this.#provablyUnsent(channel, up, call, head))) {
+        throw new ClientError(502, 'SWS_ERR_NOT_RETRIED', 'sws: the inner server lost its session; the request may have reached the web server, so it was not repeated', { 'retry-after': '1' });
+      }
+      // Property 7: repeat once, invisibly, now that it is safe.
+    }
+  }
+
+  /** For a non-idempotent retry: a separate exchange whose signed confirmation must prove the request never ran. */
+  async #provablyUnsent(channel: OuterChannel, up: Upstream, failed: OuterCall, head: RequestHead): Promise<boolean> {
+    const probe = await channel.prepare(failed.session.lastDestination);
+    if (!probe.exchange) return false;
+    const answer = await this.#send(probe, up, head, null, true);
+    if (answer.statusCode !== 200) {
+      probe.refused(headerValue(answer.headers[HeaderNames.keyState]), (await readProblem(answer.body)).code);
+      return false;
+    }
+    const conf = await probe.openExchangeOnly(headerValue(answer.headers[HeaderNames.keyState]), answer.body);
+    this.metrics.keyExchanges.inc({ reason: reasonOf(probe), result: 'ok' });
+    return OuterChannel.retryIsSafe(head.method, failed, conf);
+  }
+
+  #fail(req: IncomingMessage, res: ServerResponse, err: unknown, access: Record<string, unknown>, started: bigint): void {
+    const ce = err instanceof ClientError ? err : new ClientError(502, (err as SwsError)?.code ?? 'SWS_ERR_GENERIC', 'sws: the request could not be completed');
+    if (!(err instanceof ClientError)) this.log.error({ ...access, err: (err as Error)?.message }, 'unexpected failure');
+    this.metrics.rejections.inc({ code: ce.code });
+    if (res.headersSent) {
+      res.destroy();
+    } else {
+      const body = `${ce.message}\n`;
+      res.writeHead(ce.status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...ce.headers });
+      res.end(body);
+    }
+    if (!req.complete) req.resume();
+    this.#accessLog(access, ce.status, started, ce.status === 407 ? 'unauthenticated' : 'error', ce.code);
+  }
+
+  #accessLog(access: Record<string, unknown>, status: number, started: bigint, outcome: string, code?: string): void {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    this.metrics.requests.inc({ outcome, status: String(status) });
+    this.metrics.duration.observe({ outcome }, ms / 1000);
+    this.log.info({ ...access, status, ms, outcome, ...(code ? { code } : {}) }, 'request');
+  }
+
+  async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#stopWatch();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const timer = setTimeout(() => this.#server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+    if (this.#admin) await new Promise<void>((resolve) => this.#admin!.close(() => resolve()));
+    await Promise.all([...this.#upstreams.values()].map((u) => u.dispatcher.close().catch(() => undefined)));
+    this.#store.close();
+    this.log.info('outer sidecar stopped');
+    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function reasonOf(call: OuterCall): string {
+  return call.decision.kind === 'exchange' ? call.decision.reason : 'shared';
+}
+
+async function readProblem(body: Dispatcher.ResponseData['body']): Promise<{ code?: string }> {
+  let size = 0;
+  const parts: Buffer[] = [];
+  try {
+    for await (const c of body) {
+      size += (c as Buffer).length;
+      if (size > MAX_PROBLEM) break;
+      parts.push(c as Buffer);
+    }
+    const doc = JSON.parse(Buffer.concat(parts).toString('utf8')) as { code?: unknown };
+    return typeof doc.code === 'string' && /^SWS_ERR_[A-Z_]{1,40}$/.test(doc.code) ? { code: doc.code } : {};
+  } catch {
+    return {};
+  } finally {
+    body.destroy();
+  }
+}
+
+

@@ -1,0 +1,403 @@
+/**
+ * Claims 1 and 2 end to end: real `sws` processes, a real origin (node:http), real clients
+ * (node:http as a proxy client, and curl where installed), all on OS-chosen loopback ports.
+ * The outer reaches the inner through a recording relay: what it records is what an
+ * eavesdropper on the untrusted network sees.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
+import { promisify } from 'node:util';
+import { basic, metricValue, PASSWORDS, startChain, startOrigin, type Chain, type Origin } from '../helpers/e2e.ts';
+import { startRelay, type RecordingRelay } from '../helpers/relay.ts';
+
+const HOST = 'intranet.example';
+let origin: Origin;
+let chain: Chain;
+let relay: RecordingRelay;
+/** Resolvers the /sse route waits on between events. */
+const sseGates: (() => void)[] = [];
+let uploadAborted: Promise<void> = Promise.resolve();
+let markUploadAborted = () => undefined as void;
+
+/** A loopback port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 10)) & 0xff;
+  return b;
+}
+
+before(async () => {
+  origin = await startOrigin((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/headers') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: req.headers, url: req.url, method: req.method }));
+    } else if (url.pathname.startsWith('/docs/')) {
+      res.writeHead(200, { 'content-type': 'text/html', 'x-origin': 'yes' }).end(`<h1>doc ${url.pathname}</h1>`);
+    } else if (url.pathname === '/echo') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      req.pipe(res);
+    } else if (url.pathname === '/big') {
+      const size = Number(url.searchParams.get('size'));
+      const block = pattern(1 << 20);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+      let sent = 0;
+      const pump = () => {
+        while (sent < size) {
+          const n = Math.min(block.length, size - sent);
+          sent += n;
+          if (!res.write(n === block.length ? block : block.subarray(0, n))) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    } else if (url.pathname === '/upload') {
+      const h = createHash('sha256');
+      let n = 0;
+      let done = false;
+      req.on('data', (c: Buffer) => (h.update(c), (n += c.length)));
+      req.on('end', () => ((done = true), res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha256: h.digest('hex'), bytes: n }))));
+      req.on('close', () => {
+        if (!done) markUploadAborted();
+      });
+    } else if (url.pathname === '/sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('data: one\n\n');
+      sseGates.push(() => {
+        res.write('data: two\n\n');
+        res.end();
+      });
+    } else if (url.pathname === '/slow') {
+      // Never answers: the inner must give up with 504.
+    } else if (url.pathname === '/die') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(1 << 20) });
+      res.write(pattern(100_000), () => res.destroy());
+    } else {
+      res.writeHead(404).end('nope');
+    }
+  });
+  chain = await startChain({
+    originUrl: origin.url,
+    host: HOST,
+    extraSites: { 'down.example': `http://127.0.0.1:${await closedPort()}` },
+    grants: [
+      ['alice', '/**'],
+      ['bob', '/docs/**', '--methods', 'GET,HEAD'],
+    ],
+    innerArgs: ['--upstream-timeout', '1500'],
+    via: async (innerUrl) => {
+      const u = new URL(innerUrl);
+      relay = await startRelay({ host: u.hostname, port: Number(u.port) });
+      return relay.url;
+    },
+  });
+});
+
+after(async () => {
+  await chain?.stop();
+  await relay?.close();
+  await origin?.close();
+});
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/** A request through the outer as a forward proxy (absolute-form target). */
+function proxied(path: string, opts: { user?: keyof typeof PASSWORDS | null; password?: string; method?: string; body?: Buffer | string; headers?: Record<string, string>; host?: string } = {}): Promise<Answer> {
+  const proxy = new URL(chain.proxy);
+  const host = opts.host ?? HOST;
+  const headers: Record<string, string> = { host, ...opts.headers };
+  const user = opts.user === undefined ? 'alice' : opts.user;
+  if (user) headers['proxy-authorization'] = basic(user, opts.password ?? PASSWORDS[user]);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: proxy.hostname, port: proxy.port, method: opts.method ?? 'GET', path: `http://${host}${path}`, headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+      res.on('aborted', () => reject(new Error('response aborted')));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+test('claim 1: an allowed request reaches the unchanged web server and the answer comes back', async () => {
+  const r = await proxied('/docs/a.html?x=1');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), '<h1>doc /docs/a.html</h1>');
+  assert.equal(r.headers['x-origin'], 'yes', 'the web server headers come back');
+  const seen = origin.requests.at(-1)!;
+  assert.equal(seen.url, '/docs/a.html?x=1', 'the web server sees the original path and query');
+  assert.equal(seen.headers.host, HOST, 'and the original Host');
+});
+
+test('ACL: a denied request gets 403 with a short message, and the web server sees nothing', async () => {
+  const before = origin.requests.length;
+  const r = await proxied('/admin/x', { user: 'bob' });
+  assert.equal(r.status, 403);
+  assert.match(r.body.toString(), /access denied/);
+  assert.equal(origin.requests.length, before);
+  const bobPost = await proxied('/docs/a.html', { user: 'bob', method: 'POST', body: 'x' });
+  assert.equal(bobPost.status, 403, 'bob may only GET/HEAD under /docs');
+});
+
+test('outer authentication: missing or wrong credentials get 407 with a Basic challenge', async () => {
+  const none = await proxied('/docs/a.html', { user: null });
+  assert.equal(none.status, 407);
+  assert.match(String(none.headers['proxy-authenticate']), /^Basic realm="sws"/);
+  const wrong = await proxied('/docs/a.html', { user: 'alice', password: 'not it' });
+  assert.equal(wrong.status, 407);
+  const unknown = await proxied('/docs/a.html', { user: 'alice', password: PASSWORDS.bob });
+  assert.equal(unknown.status, 407);
+});
+
+test('identity: the web server sees X-Forwarded-User; spoofed identity and path-override headers are removed', async () => {
+  const r = await proxied('/headers', {
+    headers: {
+      'X-Forwarded-User': 'admin',
+      'x_forwarded_user': 'admin',
+      'X-Original-URL': '/admin',
+      'X-Rewrite-URL': '/admin',
+      'X-Forwarded-Uri': '/admin',
+      'Connection': 'x-drop-me',
+      'X-Drop-Me': 'hop',
+      'X-Keep': 'end-to-end',
+    },
+  });
+  assert.equal(r.status, 200);
+  const seen = JSON.parse(r.body.toString()) as { headers: Record<string, string> };
+  assert.equal(seen.headers['x-forwarded-user'], 'alice');
+  for (const h of ['x_forwarded_user', 'x-original-url', 'x-rewrite-url', 'x-forwarded-uri', 'x-drop-me', 'proxy-authorization']) {
+    assert.equal(seen.headers[h], undefined, `${h} must not reach the web server`);
+  }
+  assert.equal(seen.headers['x-keep'], 'end-to-end');
+});
+
+test('a host that no inner fronts: 502 and nothing is sent anywhere in clear', async () => {
+  relay.clear();
+  const r = await proxied('/x', { host: 'nowhere.example' });
+  assert.equal(r.status, 502);
+  assert.match(r.body.toString(), /no inner server/);
+  assert.equal(relay.recorded().length, 0);
+});
+
+test('claim 2 / property 1: the network between outer and inner sees no path, header value, body or password', async () => {
+  relay.clear();
+  const secretPath = '/docs/very-secret-path-7f3a';
+  const secretHeader = 'header-value-c0ffee';
+  const secretBody = 'body-text-deadbeef'.repeat(10);
+  const r = await proxied(`${secretPath}?q=query-9b1d`, { method: 'GET', headers: { 'x-note': secretHeader } });
+  assert.equal(r.status, 200);
+  const up = await proxied('/echo', { method: 'POST', body: secretBody, headers: { 'x-note': secretHeader } });
+  assert.equal(up.body.toString(), secretBody);
+  const wire = relay.recorded().toString('latin1');
+  assert.ok(wire.length > 0, 'the relay saw the traffic');
+  for (const needle of ['very-secret-path', 'query-9b1d', secretHeader, 'deadbeef', 'alice', PASSWORDS.alice, 'intranet.example', 'x-note', 'doc /docs']) {
+    assert.ok(!wire.includes(needle), `"${needle}" crossed the network in clear`);
+  }
+  assert.match(wire, /POST \/\.sws\/v1 HTTP\/1\.1/, 'envelopes are plain HTTP/1.1 POSTs (claim 2)');
+  assert.match(wire, /cache-control: no-store/i, 'every envelope forbids caching (patent 0064)');
+});
+
+test('curl through the outer as a proxy (skipped if curl is not installed)', async (t) => {
+  const exec = promisify(execFile);
+  try {
+    await exec('curl', ['--version']);
+  } catch {
+    t.skip('curl is not installed');
+    return;
+  }
+  const { stdout } = await exec('curl', ['-sS', '-x', chain.proxy, '-U', `alice:${PASSWORDS.alice}`, '-w', '\n%{http_code}', `http://${HOST}/docs/curl.html`]);
+  assert.equal(stdout, '<h1>doc /docs/curl.html</h1>\n200');
+  const denied = await exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', chain.proxy, `http://${HOST}/docs/curl.html`]);
+  assert.equal(denied.stdout, '407');
+});
+
+test('64 MiB download and 32 MiB upload arrive intact (sha-256); peak RSS of both sidecars recorded', async (t) => {
+  const size = 64 << 20;
+  const expected = createHash('sha256');
+  const block = pattern(1 << 20);
+  for (let s = 0; s < size; s += block.length) expected.update(block);
+  const down = await proxied(`/big?size=${size}`);
+  assert.equal(down.status, 200);
+  assert.equal(down.body.length, size);
+  assert.equal(createHash('sha256').update(down.body).digest('hex'), expected.digest('hex'));
+
+  const upload = Buffer.concat(Array.from({ length: 32 }, () => block));
+  const up = await proxied('/upload', { method: 'POST', body: upload });
+  assert.equal(up.status, 200);
+  const got = JSON.parse(up.body.toString()) as { sha256: string; bytes: number };
+  assert.equal(got.bytes, upload.length);
+  assert.equal(got.sha256, createHash('sha256').update(upload).digest('hex'));
+  t.diagnostic(`peak RSS: outer ${(chain.outer.peakRss() / 1048576).toFixed(0)} MiB, inner ${(chain.inner.peakRss() / 1048576).toFixed(0)} MiB`);
+});
+
+test('server-sent events flow as the web server writes them (nothing waits for a buffer to fill)', async () => {
+  const proxy = new URL(chain.proxy);
+  const events: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/sse`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        events.push(d);
+        // The web server sends the second event only after the client saw the first.
+        if (events.join('').includes('data: one') && sseGates.length > 0) sseGates.shift()!();
+      });
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(events.join(''), 'data: one\n\ndata: two\n\n');
+});
+
+test('upstream too slow: 504 in words; upstream down: 502 in words', async () => {
+  const slow = await proxied('/slow');
+  assert.equal(slow.status, 504);
+  assert.match(slow.body.toString(), /did not answer in time/);
+  // A site whose upstream refuses connections.
+  const down = await proxied('/x', { host: 'down.example' });
+  assert.equal(down.status, 502);
+  assert.match(down.body.toString(), /could not be reached/);
+});
+
+test('an upstream that dies mid-body gives the client a cut connection, never a short body that looks complete', async () => {
+  await assert.rejects(proxied('/die'), /aborted|socket hang up|ECONNRESET|terminated/);
+});
+
+test('a client that disconnects mid-upload aborts the upstream request', async () => {
+  uploadAborted = new Promise<void>((r) => (markUploadAborted = () => r()));
+  const proxy = new URL(chain.proxy);
+  const req = httpRequest({
+    host: proxy.hostname,
+    port: proxy.port,
+    method: 'POST',
+    path: `http://${HOST}/upload`,
+    headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice), 'content-length': String(8 << 20) },
+    agent: false,
+  });
+  req.on('error', () => undefined);
+  const uploadsBefore = origin.requests.filter((r) => r.url === '/upload').length;
+  req.write(pattern(1 << 20));
+  // Probe until the web server has started receiving this upload, then vanish mid-body.
+  while (origin.requests.filter((r) => r.url === '/upload').length === uploadsBefore) await new Promise((r) => setTimeout(r, 5));
+  req.destroy();
+  await uploadAborted;
+});
+
+test('malformed requests to the outer get a clear 4xx and never reach the inner', async () => {
+  relay.clear();
+  const raw = (text: string) =>
+    new Promise<string>((resolve) => {
+      const s = connect(Number(new URL(chain.proxy).port), '127.0.0.1');
+      let out = '';
+      s.on('data', (d) => (out += d.toString('latin1')));
+      s.on('close', () => resolve(out));
+      s.on('error', () => resolve(out));
+      s.end(text);
+    });
+  const auth = `Proxy-Authorization: ${basic('alice', PASSWORDS.alice)}\r\n`;
+  assert.match(await raw('GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400/);
+  assert.match(await raw(`POST http://${HOST}/echo HTTP/1.1\r\nHost: ${HOST}\r\n${auth}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`), /^HTTP\/1\.1 400/);
+  assert.match(await raw(`GET http://${HOST}/ HTTP/1.1\r\nHost: ${HOST}\r\n${auth}X-Big: ${'a'.repeat(40_000)}\r\n\r\n`), /^HTTP\/1\.1 431/);
+  assert.match(await raw(`GET http://user:pw@${HOST}/ HTTP/1.1\r\nHost: ${HOST}\r\n${auth}\r\n`), /^HTTP\/1\.1 400[\s\S]*user information/);
+  assert.match(await raw(`CONNECT ${HOST}:443 HTTP/1.1\r\nHost: ${HOST}:443\r\n${auth}\r\n`), /^HTTP\/1\.1 405[\s\S]*CONNECT/);
+  assert.match(await raw(`GET /docs/a.html HTTP/1.1\r\nHost: ${HOST}\r\n${auth}\r\n`), /^HTTP\/1\.1 400[\s\S]*proxy/);
+  assert.equal(relay.recorded().length, 0, 'nothing reached the inner');
+});
+
+test('malformed envelopes to the inner are refused with problem+json and counted', async () => {
+  const inner = new URL(chain.inner.url);
+  const post = (headers: Record<string, string>, body: Buffer) =>
+    new Promise<Answer>((resolve, reject) => {
+      const req = httpRequest({ host: inner.hostname, port: inner.port, method: 'POST', path: '/.sws/v1', headers, agent: false }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const garbage = await post({ 'content-type': 'application/vnd.sws.v1' }, Buffer.from('not an envelope at all, definitely not 38 octets'));
+  assert.equal(garbage.status, 400);
+  assert.equal(garbage.headers['sws-key-state'], 'rejected');
+  assert.equal(garbage.headers['cache-control'], 'no-store');
+  assert.equal(JSON.parse(garbage.body.toString()).code, 'SWS_ERR_MALFORMED');
+  const wrongType = await post({ 'content-type': 'text/plain' }, Buffer.from('x'));
+  assert.equal(wrongType.status, 415);
+  const m = await chain.inner.metrics();
+  assert.ok(metricValue(m, 'sws_rejections_total', { code: 'SWS_ERR_MALFORMED' }) >= 1);
+});
+
+test('admin endpoints: /healthz, /readyz and /metrics with the contract metrics', async () => {
+  for (const side of [chain.outer, chain.inner]) {
+    for (const path of ['/healthz', '/readyz']) {
+      const r = await fetch(`${side.adminUrl}${path}`);
+      assert.equal(r.status, 200, `${path}`);
+    }
+    const m = await side.metrics();
+    for (const name of ['sws_requests_total', 'sws_key_exchanges_total', 'sws_cache_hits_total', 'sws_rejections_total', 'sws_request_duration_seconds']) {
+      assert.match(m, new RegExp(`^# TYPE ${name} `, 'm'), `${name} on ${side.url}`);
+    }
+  }
+  const outerM = await chain.outer.metrics();
+  assert.ok(metricValue(outerM, 'sws_requests_total', { outcome: 'ok' }) > 5);
+  assert.ok(metricValue(outerM, 'sws_key_exchanges_total', { result: 'ok' }) >= 2);
+});
+
+test('access log: one JSON line per request with user, host, method, path, status and duration; no secrets', async () => {
+  await proxied('/docs/logged.html');
+  const line = chain.inner.logs.findLast((l) => l.msg === 'request' && l.path === '/docs/logged.html');
+  assert.ok(line, 'the inner logged the request');
+  assert.equal(line.user, 'alice');
+  assert.equal(line.host, HOST);
+  assert.equal(line.method, 'GET');
+  assert.equal(line.status, 200);
+  assert.equal(typeof line.ms, 'number');
+  const all = JSON.stringify([...chain.inner.logs, ...chain.outer.logs]);
+  assert.ok(!all.includes(PASSWORDS.alice) && !all.includes(PASSWORDS.bob), 'no password in any log line');
+  assert.ok(!/PRIVATE KEY/.test(all));
+});
+
+test('inner restart between two requests: the outer exchanges again and the GET succeeds, invisibly', async () => {
+  const first = await proxied('/docs/before.html');
+  assert.equal(first.status, 200);
+  const exchangesBefore = metricValue(await chain.outer.metrics(), 'sws_key_exchanges_total', { result: 'ok' });
+  await chain.restartInner();
+  const count = origin.requests.length;
+  const second = await proxied('/docs/after.html');
+  assert.equal(second.status, 200);
+  assert.equal(origin.requests.length, count + 1, 'the web server saw the request exactly once');
+  const after = await chain.outer.metrics();
+  assert.ok(metricValue(after, 'sws_key_exchanges_total', { reason: 'session-lost', result: 'ok' }) >= 1);
+  assert.ok(metricValue(after, 'sws_key_exchanges_total', { result: 'ok' }) > exchangesBefore);
+});
+
+test('SIGTERM: the inner finishes in-flight requests, then exits 0', async () => {
+  const pending = proxied('/sse');
+  while (sseGates.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const stopping = chain.inner.stop('SIGTERM');
+  sseGates.shift()!();
+  const r = await pending;
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'data: one\n\ndata: two\n\n');
+  assert.equal(await stopping, 0);
+  await chain.restartInner();
+});

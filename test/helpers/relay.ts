@@ -1,0 +1,49 @@
+/**
+ * A TCP relay that sits on the untrusted network between outer and inner and records every
+ * octet both ways (up to a cap), so tests can prove what an eavesdropper sees.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface RecordingRelay {
+  readonly url: string;
+  /** Everything recorded since the last clear(), both directions interleaved. */
+  recorded(): Buffer;
+  clear(): void;
+  close(): Promise<void>;
+}
+
+export async function startRelay(target: { host: string; port: number }, capBytes = 32 * 1024 * 1024): Promise<RecordingRelay> {
+  let chunks: Buffer[] = [];
+  let size = 0;
+  const sockets = new Set<Socket>();
+  const keep = (b: Buffer) => {
+    if (size >= capBytes) return;
+    chunks.push(Buffer.from(b));
+    size += b.length;
+  };
+  const server: Server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    client.on('data', (d: Buffer) => (keep(d), upstream.write(d)));
+    upstream.on('data', (d: Buffer) => (keep(d), client.write(d)));
+    const end = () => (client.destroy(), upstream.destroy(), sockets.delete(client), sockets.delete(upstream));
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    recorded: () => Buffer.concat(chunks),
+    clear: () => {
+      chunks = [];
+      size = 0;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
