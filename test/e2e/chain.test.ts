@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
-import { basic, metricValue, PASSWORDS, startChain, startOrigin, type Chain, type Origin } from '../helpers/e2e.ts';
+import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, type Chain, type Origin } from '../helpers/e2e.ts';
 import { startRelay, type RecordingRelay } from '../helpers/relay.ts';
 
 const HOST = 'intranet.example';
@@ -364,8 +364,7 @@ test('admin endpoints: /healthz, /readyz and /metrics with the contract metrics'
 
 test('access log: one JSON line per request with user, host, method, path, status and duration; no secrets', async () => {
   await proxied('/docs/logged.html');
-  const line = chain.inner.logs.findLast((l) => l.msg === 'request' && l.path === '/docs/logged.html');
-  assert.ok(line, 'the inner logged the request');
+  const line = await eventually(() => chain.inner.logs.findLast((l) => l.msg === 'request' && l.path === '/docs/logged.html'), 5000, 'the access log line');
   assert.equal(line.user, 'alice');
   assert.equal(line.host, HOST);
   assert.equal(line.method, 'GET');

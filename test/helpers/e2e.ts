@@ -262,6 +262,17 @@ export async function startChain(opts: {
 }
 
 
+/** Probes `find` until it returns something (logs are written asynchronously), failing after `ms`. */
+export async function eventually<T>(find: () => T | undefined, ms = 5000, what = 'condition'): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = find();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }

@@ -1,0 +1,71 @@
+/** `sws user add | key | remove | list | passwd`: the outer's client list 17. */
+import { Option, type Command } from 'commander';
+import { NotFoundError, outerUsers, schemas } from '../../store/index.ts';
+import type { RsaKeyBits } from '../../core/crypto.ts';
+import { arg, fingerprintOf, group, readPasswordStdin, table, withStore, type CliContext } from './common.ts';
+
+export function register(program: Command, ctx: CliContext): void {
+  const user = group(program, 'user');
+
+  user
+    .command('add')
+    .description('create a user: a password (from stdin) and a fresh key pair')
+    .argument('<USER>', 'user name (letters, digits, . _ @ + -)')
+    .requiredOption('--password-stdin', 'read the password from stdin (one trailing newline is not part of it)')
+    .addOption(new Option('--key-bits <BITS>', "RSA size of the user's key pair").choices(['2048', '3072', '4096']).default('2048'))
+    .action(async (name: string, opts: { keyBits: string }, cmd: Command) => {
+      arg(schemas.userNameSchema, name, 'USER');
+      const password = await readPasswordStdin(ctx);
+      const u = await withStore(cmd, ctx, 'outer', (store) => outerUsers(store).add(name, password, { keyBits: Number(opts.keyBits) as RsaKeyBits }));
+      ctx.out(`created user ${u.name} (${fingerprintOf(u.keyId)}); register the key at the inner: sws user key ${u.name} > ${u.name}.pem, then sws client add ${u.name} --key ${u.name}.pem`);
+    });
+
+  user
+    .command('key')
+    .description("print USER's public key (PEM, SPKI) on stdout, to register at the inner")
+    .argument('<USER>')
+    .action(async (name: string, _opts: object, cmd: Command) => {
+      await withStore(
+        cmd,
+        ctx,
+        'outer',
+        (store) => {
+          const u = outerUsers(store).get(name);
+          if (!u) throw new NotFoundError(`no user named ${name} (see \`sws user list\`)`);
+          ctx.stdout.write(u.publicKeyPem);
+        },
+        { readonly: true },
+      );
+    });
+
+  user
+    .command('remove')
+    .description('delete USER, with the key pair')
+    .argument('<USER>')
+    .action(async (name: string, _opts: object, cmd: Command) => {
+      await withStore(cmd, ctx, 'outer', (store) => outerUsers(store).remove(name));
+      ctx.out(`removed user ${name}`);
+    });
+
+  user
+    .command('list')
+    .description('the users and their key fingerprints')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const list = await withStore(cmd, ctx, 'outer', (store) => outerUsers(store).list(), { readonly: true });
+      if (opts.json) return ctx.json(list.map((u) => ({ name: u.name, keyId: u.keyId, createdAt: u.createdAt, updatedAt: u.updatedAt })));
+      if (list.length === 0) return ctx.note('no users (add one with `sws user add USER --password-stdin`)');
+      ctx.out(table(['USER', 'KEY', 'CREATED'], list.map((u) => [u.name, fingerprintOf(u.keyId), u.createdAt])));
+    });
+
+  user
+    .command('passwd')
+    .description("set USER's password (from stdin)")
+    .argument('<USER>')
+    .requiredOption('--password-stdin', 'read the new password from stdin (one trailing newline is not part of it)')
+    .action(async (name: string, _opts: object, cmd: Command) => {
+      const password = await readPasswordStdin(ctx);
+      await withStore(cmd, ctx, 'outer', (store) => outerUsers(store).setPassword(name, password));
+      ctx.out(`password of ${name} changed`);
+    });
+}
