@@ -16,7 +16,7 @@ import { SwsError } from '../core/errors.ts';
 import { InnerEndpoint, type InnerRequest } from '../core/inner.ts';
 import { problemDocument, refusalFor, type Refusal } from '../core/signals.ts';
 import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
-import { aclEngine, clients, innerKey, openStore, sites, type AclEngine, type Store } from '../store/index.ts';
+import { aclEngine, clients, innerKey, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
@@ -57,6 +57,7 @@ export class InnerSidecar {
   #adminAddress: AddressInfo | undefined;
   #stopping = false;
   readonly #keyFingerprint: string;
+  readonly #replay: SqliteExchangeReplayGuard;
 
   private constructor(config: InnerSidecarConfig, store: Store, key: PrivateKeyHandle, deps: InnerSidecarDeps) {
     this.config = config;
@@ -64,12 +65,14 @@ export class InnerSidecar {
     this.metrics = createMetrics('inner');
     this.log = deps.logger ?? createLogger({ role: 'inner', level: config.logLevel });
     this.#acl = aclEngine(store);
+    this.#replay = new SqliteExchangeReplayGuard(config.dataDir);
     this.#upstreams = new Upstreams(config);
     const keyIdHex = toHex(key.keyId);
     this.#keyFingerprint = fingerprint(key.keyId);
     this.endpoint = new InnerEndpoint({
       keys: { get: (id) => (id === keyIdHex ? key : undefined) },
       clients: { lookup: (user, kid) => this.#clientKey(user, kid) },
+      replay: this.#replay,
       ...(deps.now ? { now: deps.now } : {}),
       policy: config.policy,
     });
@@ -343,6 +346,7 @@ export class InnerSidecar {
     clearTimeout(timer);
     if (this.#admin) await new Promise<void>((resolve) => this.#admin!.close(() => resolve()));
     await this.#upstreams.close();
+    this.#replay.close();
     this.#store.close();
     this.log.info('inner sidecar stopped');
     await new Promise<void>((resolve) => this.log.flush(() => resolve()));

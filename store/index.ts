@@ -22,5 +22,6 @@ export { normalizeTarget, parseRequestUrl, MAX_TARGET_LENGTH, type NormalizedPat
 export { normalizeHost } from './acl/host.ts';
 export { parsePattern, type ParsedPattern } from './acl/pattern.ts';
 
+export { SqliteExchangeReplayGuard, REPLAY_DB_FILE } from './replay.ts';
 export * from './errors.ts';
 export * as schemas from './validate.ts';

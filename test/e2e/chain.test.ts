@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
-import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, type Chain, type Origin } from '../helpers/e2e.ts';
+import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
 import { startRelay, type RecordingRelay } from '../helpers/relay.ts';
 
 const HOST = 'intranet.example';
@@ -389,6 +389,32 @@ test('inner restart between two requests: the outer exchanges again and the GET 
   assert.ok(metricValue(after, 'sws_key_exchanges_total', { result: 'ok' }) > exchangesBefore);
 });
 
+test('property 4: a recorded exchange replayed to a restarted inner is refused and nothing reaches the web server', async () => {
+  await chain.restartInner();
+  relay.clear();
+  // The outer's session is gone with the old inner: this GET makes it exchange again (recorded).
+  assert.equal((await proxied('/docs/replay-me.html')).status, 200);
+  const sent = relay.recorded('to-inner').toString('latin1');
+  const start = sent.lastIndexOf('POST /.sws/v1 HTTP/1.1');
+  assert.ok(start >= 0 && /sws-key-state: exchange\r\n/i.test(sent.slice(start)), 'recorded an envelope that starts with an exchange');
+  const envelope = relay.recorded('to-inner').subarray(Buffer.byteLength(sent.slice(0, start), 'latin1'));
+  await chain.restartInner();
+  const seen = origin.requests.length;
+  const answer = await new Promise<string>((resolve) => {
+    const s = connect(chain.inner.port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => (out += d.toString('latin1')));
+    s.on('close', () => resolve(out));
+    s.on('error', () => resolve(out));
+    // Write without half-closing, as a client does; the inner answers and closes (connection: close).
+    s.write(envelope);
+  });
+  assert.match(answer, /^HTTP\/1\.1 400/);
+  assert.match(answer, /sws-key-state: exchange-failed/i);
+  assert.match(answer, /SWS_ERR_REPLAY/);
+  assert.equal(origin.requests.length, seen, 'the web server saw nothing');
+});
+
 test('SIGTERM: the inner finishes in-flight requests, then exits 0', async () => {
   const pending = proxied('/sse');
   while (sseGates.length === 0) await new Promise((r) => setTimeout(r, 5));
@@ -399,4 +425,44 @@ test('SIGTERM: the inner finishes in-flight requests, then exits 0', async () =>
   assert.equal(r.body.toString(), 'data: one\n\ndata: two\n\n');
   assert.equal(await stopping, 0);
   await chain.restartInner();
+});
+
+test('live changes: revoking a grant cuts a stream in flight within a second; removing a client ends its sessions', async () => {
+  const proxy = new URL(chain.proxy);
+  const outcome = await new Promise<string>((resolve) => {
+    const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/sse`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
+      let revoked = false;
+      res.on('data', () => {
+        if (revoked) return;
+        revoked = true;
+        // The first event arrived: now take alice's access away while the stream is open.
+        void swsOk(['acl', 'revoke', 'alice', '/**', '--data', chain.innerData]);
+      });
+      res.on('end', () => resolve('ended normally'));
+      res.on('aborted', () => resolve('cut'));
+      res.on('error', () => resolve('cut'));
+    });
+    req.on('error', () => resolve('cut'));
+    req.end();
+  });
+  assert.equal(outcome, 'cut');
+  sseGates.splice(0).forEach((release) => release());
+  const denied = await proxied('/docs/after-revoke.html');
+  assert.equal(denied.status, 403);
+  await swsOk(['acl', 'grant', 'alice', '/**', '--data', chain.innerData]);
+
+  assert.equal((await proxied('/docs/b.html', { user: 'bob' })).status, 200);
+  await swsOk(['client', 'remove', 'bob', '--data', chain.innerData]);
+  // Probe until the inner's store watcher (~250 ms) has seen the removal; bounded at 2 s.
+  let last = 0;
+  const until = Date.now() + 2000;
+  while (Date.now() < until) {
+    last = (await proxied('/docs/b.html', { user: 'bob' })).status;
+    if (last !== 200) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(last, 502, "bob's session ended and a new exchange is refused");
+  const after = origin.requests.length;
+  assert.equal((await proxied('/docs/b.html', { user: 'bob' })).status, 502);
+  assert.equal(origin.requests.length, after, 'nothing of bob reaches the web server any more');
 });

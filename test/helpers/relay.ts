@@ -7,26 +7,26 @@ import type { AddressInfo } from 'node:net';
 
 export interface RecordingRelay {
   readonly url: string;
-  /** Everything recorded since the last clear(), both directions interleaved. */
-  recorded(): Buffer;
+  /** Everything recorded since the last clear(): both directions interleaved, or one of them. */
+  recorded(direction?: 'to-inner' | 'from-inner'): Buffer;
   clear(): void;
   close(): Promise<void>;
 }
 
 export async function startRelay(target: { host: string; port: number }, capBytes = 32 * 1024 * 1024): Promise<RecordingRelay> {
-  let chunks: Buffer[] = [];
+  let chunks: { dir: 'to-inner' | 'from-inner'; data: Buffer }[] = [];
   let size = 0;
   const sockets = new Set<Socket>();
-  const keep = (b: Buffer) => {
+  const keep = (dir: 'to-inner' | 'from-inner', b: Buffer) => {
     if (size >= capBytes) return;
-    chunks.push(Buffer.from(b));
+    chunks.push({ dir, data: Buffer.from(b) });
     size += b.length;
   };
   const server: Server = createServer((client) => {
     const upstream = connect(target.port, target.host);
     sockets.add(client).add(upstream);
-    client.on('data', (d: Buffer) => (keep(d), upstream.write(d)));
-    upstream.on('data', (d: Buffer) => (keep(d), client.write(d)));
+    client.on('data', (d: Buffer) => (keep('to-inner', d), upstream.write(d)));
+    upstream.on('data', (d: Buffer) => (keep('from-inner', d), client.write(d)));
     const end = () => (client.destroy(), upstream.destroy(), sockets.delete(client), sockets.delete(upstream));
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
@@ -35,7 +35,7 @@ export async function startRelay(target: { host: string; port: number }, capByte
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    recorded: () => Buffer.concat(chunks),
+    recorded: (dir) => Buffer.concat(chunks.filter((c) => dir === undefined || c.dir === dir).map((c) => c.data)),
     clear: () => {
       chunks = [];
       size = 0;
