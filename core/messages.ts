@@ -72,7 +72,7 @@ export async function* sealMessage(dir: DirectionState, header: EnvelopeHeader, 
       yield* await sealer.sealRecords([pt], true);
       return;
     }
-    yield* await sealer.sealRecords([headBytes], false);
+    yield* await sealer.seal(headBytes, false);
     const pieces = [...bodyPieces(content, maxPiece)].map(contentPlaintext);
     // Seal the body in batches so a large in-memory body still gets several records in flight.
     for (let i = 0; i < pieces.length; i += 16) yield* await sealer.sealRecords(pieces.slice(i, i + 16), false);
@@ -80,13 +80,57 @@ export async function* sealMessage(dir: DirectionState, header: EnvelopeHeader, 
     return;
   }
 
-  yield* await sealer.sealRecords([headBytes], false);
-  for await (const chunk of body) {
-    if (chunk.length === 0) continue;
-    const pieces = [...bodyPieces(chunk, maxPiece)].map(contentPlaintext);
-    yield* await sealer.sealRecords(pieces, false);
-  }
+  yield* await sealer.seal(headBytes, false);
+  yield* pipelinedBody(sealer, body, maxPiece);
   yield* await sealer.sealRecords([end], true);
+}
+
+/** How many body chunks may be sealing at once. */
+const SEAL_DEPTH = 8;
+
+/**
+ * Seals body chunks as they arrive, several at once when they arrive faster than one seal
+ * takes, and yields each sealed chunk as soon as it and those before it are done: a chunk is
+ * never held back waiting for the next one (event streams keep their latency).
+ */
+async function* pipelinedBody(sealer: RecordSealer, body: AsyncIterable<Uint8Array>, maxPiece: number): AsyncGenerator<Uint8Array> {
+  const it = body[Symbol.asyncIterator]();
+  const sealing: Promise<Uint8Array[]>[] = [];
+  let next: Promise<IteratorResult<Uint8Array>> | null = it.next();
+  let finished = false;
+  const start = (chunk: Uint8Array) => {
+    if (chunk.length === 0) return;
+    const p = sealer.sealRecords([...bodyPieces(chunk, maxPiece)].map(contentPlaintext), false);
+    p.catch(() => undefined);
+    sealing.push(p);
+  };
+  try {
+    while (next !== null || sealing.length > 0) {
+      if (next === null || sealing.length >= SEAL_DEPTH) {
+        yield* await sealing.shift()!;
+        continue;
+      }
+      if (sealing.length === 0) {
+        const r = await next;
+        if (r.done) next = null;
+        else (start(r.value), (next = it.next()));
+        continue;
+      }
+      const pendingNext = next;
+      const first = await Promise.race([sealing[0]!.then(() => 'sealed' as const), pendingNext.then(() => 'chunk' as const)]);
+      if (first === 'sealed') {
+        yield* await sealing.shift()!;
+      } else {
+        const r = await pendingNext;
+        if (r.done) next = null;
+        else (start(r.value), (next = it.next()));
+      }
+    }
+    finished = true;
+  } finally {
+    // Stopped early (error or consumer gone): release the source without waiting on a pending read.
+    if (!finished) it.return?.()?.catch(() => undefined);
+  }
 }
 
 export function sealRequest(dir: DirectionState, header: EnvelopeHeader, head: RequestHead, body: BodySource, opts?: SealOptions): AsyncGenerator<Uint8Array> {

@@ -19,10 +19,14 @@ import type { ByteReader } from './bytereader.ts';
 import type { EnvelopeHeader } from './wire.ts';
 
 export const RECORD_DEFAULTS = {
-  /** Plaintext octets per record when sealing (age and RFC 8188 practice; measured 2–3× the throughput of 16 KiB). */
-  plaintextSize: 65536,
+  /**
+   * Plaintext octets per record when sealing: 64 KiB of content (age and RFC 8188 practice;
+   * measured 2–3× the throughput of 16 KiB) plus room for its BHTTP chunk framing, so a 64 KiB
+   * body chunk is exactly one record rather than a full one and a tiny one.
+   */
+  plaintextSize: 65536 + 64,
   /** Largest record plaintext a receiver accepts unless configured otherwise. */
-  maxPlaintext: 65536,
+  maxPlaintext: 65536 + 64,
   /** No configuration may accept more than this. */
   hardMaxPlaintext: 1 << 20,
 } as const;
@@ -143,21 +147,32 @@ export interface OpenedRecord {
  * Opens the records of one message from a shared reader, in order. Lengths are checked
  * before anything is allocated; a tag failure ends the message (nothing of that record is
  * released); end of input before the final record is TruncatedError.
+ *
+ * Reads run strictly one after another, but up to `depth` records are decrypted at once
+ * (WebCrypto runs them in parallel): records are still returned in order, each only after its
+ * own tag verified, and nothing past the final record is ever read.
  */
 export class RecordOpener {
   readonly #dir: DirectionState;
   readonly #header: EnvelopeHeader;
   readonly #reader: ByteReader;
   readonly #maxCiphertext: number;
-  #index = 0;
+  readonly #depth: number;
+  readonly #queue: Promise<OpenedRecord | null>[] = [];
+  #readChain: Promise<unknown> = Promise.resolve();
+  #nextIndex = 0;
+  /** A final record (or a failure) was read: no read may go further. */
+  #stopReading = false;
   #done = false;
+  #multi = false;
 
-  constructor(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, maxPlaintext: number = RECORD_DEFAULTS.maxPlaintext) {
+  constructor(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, maxPlaintext: number = RECORD_DEFAULTS.maxPlaintext, depth = 8) {
     if (!Number.isInteger(maxPlaintext) || maxPlaintext < 1 || maxPlaintext > RECORD_DEFAULTS.hardMaxPlaintext) throw new RangeError('max record size out of range');
     this.#dir = dir;
     this.#header = header;
     this.#reader = reader;
     this.#maxCiphertext = maxPlaintext + TAG;
+    this.#depth = Math.max(1, depth);
   }
 
   get done(): boolean {
@@ -167,6 +182,48 @@ export class RecordOpener {
   /** The next record, or null once the final record has been returned. */
   async next(): Promise<OpenedRecord | null> {
     if (this.#done) return null;
+    this.#schedule();
+    let rec: OpenedRecord | null;
+    try {
+      rec = await this.#queue.shift()!;
+    } catch (err) {
+      this.#done = true;
+      this.#stopReading = true;
+      throw err;
+    }
+    if (rec === null || rec.final) this.#done = true;
+    else {
+      this.#multi = true;
+      this.#schedule();
+    }
+    return rec;
+  }
+
+  #schedule(): void {
+    // Most messages are one record: read ahead only once the message proved longer.
+    const limit = this.#nextIndex > 1 || this.#multi ? this.#depth : 1;
+    while (this.#queue.length < limit && !this.#stopReading) {
+      const index = this.#nextIndex++;
+      const raw = this.#readChain.then(() => this.#read(index));
+      // The next read starts only after this one finished (and knows whether it was final).
+      this.#readChain = raw.then(
+        (r) => {
+          if (r === null || r.final) this.#stopReading = true;
+        },
+        () => {
+          this.#stopReading = true;
+        },
+      );
+      const opened = raw.then((r) => (r === null ? null : this.#open(r.ciphertext, r.final, index)));
+      // Records decrypted ahead may fail before anyone awaits them: that is reported in order, not as a crash.
+      opened.catch(() => undefined);
+      this.#queue.push(opened);
+    }
+  }
+
+  async #read(index: number): Promise<{ ciphertext: Uint8Array; final: boolean } | null> {
+    if (this.#stopReading) return null;
+    if (index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
     const prefix = await this.#reader.readExactOrEnd(4);
     if (prefix === null) throw new TruncatedError();
     const word = readU32(prefix, 0);
@@ -175,21 +232,19 @@ export class RecordOpener {
     if (length < TAG) throw new MalformedError('record shorter than its authentication tag');
     if (length > this.#maxCiphertext) throw new OversizeError(`record of ${length} octets exceeds the ${this.#maxCiphertext}-octet limit`);
     if (!final && length === TAG) throw new MalformedError('non-final record with no content');
-    const ciphertext = await this.#reader.readExact(length);
-    const index = this.#index;
-    if (index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
+    return { ciphertext: await this.#reader.readExact(length), final };
+  }
+
+  async #open(ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
     const nonce = recordNonce(this.#dir.iv, this.#header.sequence, index, final);
     let plaintext: Uint8Array;
     try {
       plaintext = await aesGcmOpen(this.#dir.key, nonce, this.#header.bytes, ciphertext);
     } catch (err) {
       this.#dir.failedOpens += 1;
-      this.#done = true;
       throw err instanceof DecryptError ? err : new DecryptError(undefined, { cause: err });
     }
     chargeUsage(this.#dir, plaintext.length);
-    this.#index = index + 1;
-    if (final) this.#done = true;
     return { plaintext, final, index };
   }
 }
