@@ -18,6 +18,7 @@ import { problemDocument, refusalFor, type Refusal } from '../core/signals.ts';
 import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
 import { aclEngine, clients, innerKey, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
+import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -339,17 +340,12 @@ export class InnerSidecar {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#stopWatch();
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
-    const timer = setTimeout(() => this.#server.closeAllConnections(), graceMs);
-    await closed;
-    clearTimeout(timer);
-    if (this.#admin) await new Promise<void>((resolve) => this.#admin!.close(() => resolve()));
+    await drainAndClose(this.#server, this.#admin, graceMs);
     await this.#upstreams.close();
     this.#replay.close();
     this.#store.close();
     this.log.info('inner sidecar stopped');
-    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+    await flushLog(this.log);
   }
 }
 

@@ -18,6 +18,7 @@ import { isIdempotent, OuterChannel, type OuterCall } from '../core/outer.ts';
 import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
 import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
+import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
 import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -387,16 +388,11 @@ export class OuterSidecar {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#stopWatch();
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
-    const timer = setTimeout(() => this.#server.closeAllConnections(), graceMs);
-    await closed;
-    clearTimeout(timer);
-    if (this.#admin) await new Promise<void>((resolve) => this.#admin!.close(() => resolve()));
+    await drainAndClose(this.#server, this.#admin, graceMs);
     await Promise.all([...this.#upstreams.values()].map((u) => u.dispatcher.close().catch(() => undefined)));
     this.#store.close();
     this.log.info('outer sidecar stopped');
-    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+    await flushLog(this.log);
   }
 }
 
