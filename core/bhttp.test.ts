@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { prng } from '../test/helpers/prng.ts';
 import { readFileSync } from 'node:fs';
 import {
   createRequestDecoder,
@@ -34,17 +35,6 @@ const OVERSIZE = 'SWS_ERR_OVERSIZE';
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/** mulberry32: a seeded PRNG, so a failing split or body reproduces from the seed alone. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rng: () => number, n: number): Uint8Array {
   const out = new Uint8Array(n);

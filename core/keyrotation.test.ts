@@ -1,6 +1,7 @@
 // Patent claim 8 (S101–S105), protocol.md properties 6 and 7: when the outer exchanges a key.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { prng } from '../test/helpers/prng.ts';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { AEAD_CEILINGS } from './limits.ts';
 import {
@@ -613,17 +614,6 @@ test('a joiner the new key cannot serve (granted maxRequests) gets an exchange o
   );
 });
 
-/** mulberry32: a small seeded PRNG so that random schedules are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 for (const spec of ['destination', 'destination,count:3', 'count:4', 'request']) {
   test(`property 7, random schedule (${spec}): every acquire settles, keys never overrun the policy`, async () => {

@@ -1,21 +1,11 @@
 // RFC 4303 §3.4.3 anti-replay window: protocol.md property 4 (replay protection with concurrency).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { prng } from '../test/helpers/prng.ts';
 import { DEFAULT_REPLAY_WINDOW, ReplayWindow, type ReplayVerdict } from './replaywindow.ts';
 import { MAX_SEQUENCE } from './wire.ts';
 import { ErrorCodes, ReplayError } from './errors.ts';
 
-/** mulberry32: a small seeded PRNG so that random schedules are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], rand: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
