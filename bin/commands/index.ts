@@ -27,4 +27,7 @@ export const COMMAND_MODULES: readonly LazyCommandModule[] = [
   { words: 'user', load: () => import('./user.ts') },
   { words: 'audit', load: () => import('./audit.ts') },
   { words: 'demo', load: () => import('./demo.ts') },
+  { words: 'inject', load: () => import('./inject.ts') },
+  { words: 'webhook', load: () => import('./webhook.ts') },
+  { words: 'apply', load: () => import('./apply.ts') },
 ];

@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# The sws image: one binary for both sidecars, `sws apply` (the injected init container) and
+# the admission webhook. The TypeScript sources run through tsx, as in development.
+#
+#   docker build -t sws:0.1.0 .
+#   docker run --rm sws:0.1.0 --help
+#
+# Stage 1 has a compiler toolchain for better-sqlite3's native addon; stage 2 is the slim
+# runtime of the same Debian release and Node major, so the addon's ABI matches.
+
+FROM node:20-bookworm AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# bin/sws.js loads tsx at run time, so it must be a production dependency: fail here, loudly,
+# rather than ship an image whose every command dies on start-up.
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && node -e "require.resolve('tsx/esm/api')" 2>/dev/null \
+ || { echo 'error: tsx is not in "dependencies" of package.json (bin/sws.js needs it at run time)' >&2; exit 1; }
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    SWS_DATA=/var/lib/sws
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY . .
+# A fixed numeric user: Kubernetes' runAsNonRoot can only verify a numeric USER.
+RUN groupadd --system --gid 10001 sws \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sws --no-create-home --shell /usr/sbin/nologin sws \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/sws
+USER 10001:10001
+VOLUME ["/var/lib/sws"]
+# inner sidecar, outer sidecar (HTTP proxy), admin (/healthz /readyz /metrics), webhook
+EXPOSE 8480 3128 9901 8443
+ENTRYPOINT ["node", "/app/bin/sws.js"]
+CMD ["--help"]
