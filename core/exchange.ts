@@ -28,6 +28,7 @@ import {
   type PublicKeyHandle,
 } from './crypto.ts';
 import { MalformedError, ReplayError, SignatureError, StaleError, UnknownKeyError, UnknownUserError } from './errors.ts';
+import { webCryptoAead, type AeadBackend } from './aead.ts';
 import { deriveKeyIv, directionFrom, extractSessionPrk } from './keyschedule.ts';
 import { RecordOpener, RecordSealer, type DirectionState } from './records.ts';
 import { encodeEnvelopeHeader, MessageTypes, SESSION_ID_LENGTH, type EnvelopeHeader } from './wire.ts';
@@ -113,6 +114,7 @@ export interface PendingExchange {
   /** Internal: PRK and TH1 for the confirmation. */
   readonly prk: Uint8Array;
   readonly th1: Uint8Array;
+  readonly aead: AeadBackend;
 }
 
 export interface StartExchangeOptions {
@@ -123,6 +125,8 @@ export interface StartExchangeOptions {
   /** Deterministic test vectors only: never set these in production. */
   readonly sessionId?: Uint8Array;
   readonly secret?: Uint8Array;
+  /** The AEAD implementation for this session's records (default WebCrypto). */
+  readonly aead?: AeadBackend;
 }
 
 /** S103: make a fresh session secret, wrap it to the inner, sign the transcript as the user. */
@@ -153,12 +157,13 @@ export async function startExchange(opts: StartExchangeOptions): Promise<Pending
 
   const prk = await extractSessionPrk(sessionId, secret);
   secret.fill(0);
-  const xch = await directionFrom(await deriveKeyIv(prk, 'xch', th0));
+  const aead = opts.aead ?? webCryptoAead;
+  const xch = await directionFrom(await deriveKeyIv(prk, 'xch', th0), aead);
   const records = await new RecordSealer(xch, header).seal(payload, true);
   const message = concatBytes(clear, ...records);
   const th1 = await sha256(message);
-  const [c2s, s2c] = await Promise.all([deriveKeyIv(prk, 'c2s', th1).then(directionFrom), deriveKeyIv(prk, 's2c', th1).then(directionFrom)]);
-  return { sessionId: header.sessionId, message, keys: { sessionId: header.sessionId, c2s, s2c }, timestamp: opts.now, inner: opts.inner, prk, th1 };
+  const [c2s, s2c] = await Promise.all([deriveKeyIv(prk, 'c2s', th1).then((r) => directionFrom(r, aead)), deriveKeyIv(prk, 's2c', th1).then((r) => directionFrom(r, aead))]);
+  return { sessionId: header.sessionId, message, keys: { sessionId: header.sessionId, c2s, s2c }, timestamp: opts.now, inner: opts.inner, prk, th1, aead };
 }
 
 export interface ExchangeConfirmation {
@@ -175,7 +180,7 @@ export interface ExchangeConfirmation {
 export async function finishExchange(pending: PendingExchange, header: EnvelopeHeader, reader: ByteReader): Promise<ExchangeConfirmation> {
   if (header.type !== MessageTypes.confirm) throw new MalformedError('expected an exchange confirmation');
   if (!timingSafeEqual(header.sessionId, pending.sessionId)) throw new MalformedError('confirmation is for another session');
-  const cfm = await directionFrom(await deriveKeyIv(pending.prk, 'cfm', pending.th1));
+  const cfm = await directionFrom(await deriveKeyIv(pending.prk, 'cfm', pending.th1), pending.aead);
   const body = await openSingleRecord(cfm, header, reader, MAX_CONFIRM_PAYLOAD);
   if (body.length < 8 + 24 + 2) throw new MalformedError('confirmation too short');
   const incarnation = readU64(body, 0);
@@ -242,6 +247,8 @@ export interface AcceptExchangeContext {
   readonly maxSkewMs?: number;
   /** Turns the outer's request into what this inner grants. */
   readonly grant: (requested: RequestedLimits, user: string) => GrantedLimits;
+  /** The AEAD implementation for this session's records (default WebCrypto). */
+  readonly aead?: AeadBackend;
 }
 
 export interface AcceptedExchange {
@@ -285,7 +292,8 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   if (secret.length !== SUITE_V1.secretBytes) throw new MalformedError('session secret has the wrong length');
   const prk = await extractSessionPrk(header.sessionId, secret);
   secret.fill(0);
-  const xch = await directionFrom(await deriveKeyIv(prk, 'xch', th0));
+  const aead = ctx.aead ?? webCryptoAead;
+  const xch = await directionFrom(await deriveKeyIv(prk, 'xch', th0), aead);
   const payload = await openSingleRecord(xch, header, reader, MAX_EXCHANGE_PAYLOAD);
 
   // ExchangePayload
@@ -328,9 +336,9 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   const granted = ctx.grant(requested, user);
   const th1 = await sha256(concatBytes(header.bytes, ...reader.stopRecording()));
   const [c2s, s2c, cfm] = await Promise.all([
-    deriveKeyIv(prk, 'c2s', th1).then(directionFrom),
-    deriveKeyIv(prk, 's2c', th1).then(directionFrom),
-    deriveKeyIv(prk, 'cfm', th1).then(directionFrom),
+    deriveKeyIv(prk, 'c2s', th1).then((r) => directionFrom(r, aead)),
+    deriveKeyIv(prk, 's2c', th1).then((r) => directionFrom(r, aead)),
+    deriveKeyIv(prk, 'cfm', th1).then((r) => directionFrom(r, aead)),
   ]);
   prk.fill(0);
 

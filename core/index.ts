@@ -7,6 +7,7 @@ export * from './errors.ts';
 export * from './bytes.ts';
 export * from './crypto.ts';
 export * from './atrest.ts';
+export * from './aead.ts';
 export * from './wire.ts';
 export * from './bytereader.ts';
 export * from './limits.ts';

@@ -6,6 +6,7 @@
  * Session state (docs/PROTOCOL.md §9): per session the two direction keys, the replay
  * window, the clock offset, granted limits and counters, all in this process's memory.
  */
+import type { AeadBackend } from './aead.ts';
 import type { RequestHead, ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
 import { toHex } from './bytes.ts';
@@ -179,6 +180,8 @@ export interface InnerEndpointOptions {
   /** Identifies this process's life (its start time in ms); signed in every confirmation. */
   readonly incarnation?: number;
   readonly policy?: Partial<InnerPolicy>;
+  /** The AEAD implementation for session records (default WebCrypto; the Node sidecar injects node:crypto). */
+  readonly aead?: AeadBackend;
   /** Optional per-user grant override. */
   readonly grant?: (requested: RequestedLimits, user: string, now: number) => GrantedLimits;
 }
@@ -239,6 +242,7 @@ export class InnerEndpoint {
           incarnation: this.incarnation,
           maxSkewMs: this.policy.maxSkewMs,
           grant: (req, user) => this.#grant(req, user, now),
+          ...(this.#opts.aead ? { aead: this.#opts.aead } : {}),
         });
         if (this.sessions.has(toHex(accepted.keys.sessionId))) throw new MalformedError('session ID already in use');
         session = new InnerSession({ ...accepted, now, windowSize: this.policy.replayWindow });

@@ -12,7 +12,8 @@
  * EXCHANGE message, including the user's encrypted signature, so data keys are bound to
  * the user, the inner key, the protocol version and the session ID.
  */
-import { hkdfExpandLabel, hkdfExtract, importAesKey, SUITE_V1 } from './crypto.ts';
+import { webCryptoAead, type AeadBackend } from './aead.ts';
+import { hkdfExpandLabel, hkdfExtract, SUITE_V1 } from './crypto.ts';
 import { newDirectionState, type DirectionState } from './records.ts';
 
 export interface RawKeyIv {
@@ -33,8 +34,8 @@ export async function deriveKeyIv(prk: Uint8Array, name: 'xch' | 'cfm' | 'c2s' |
 }
 
 /** Imports a derived key once and wipes the raw key octets. */
-export async function directionFrom(raw: RawKeyIv): Promise<DirectionState> {
-  const key = await importAesKey(raw.key);
+export async function directionFrom(raw: RawKeyIv, aead: AeadBackend = webCryptoAead): Promise<DirectionState> {
+  const key = await aead.importKey(raw.key);
   raw.key.fill(0);
-  return newDirectionState(key, raw.iv);
+  return newDirectionState(key, raw.iv, aead);
 }

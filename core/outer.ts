@@ -8,6 +8,7 @@
  * confirmation as soon as it accepted the exchange, so requests that share the exchange
  * wait one round trip, not for the first request's upstream.
  */
+import type { AeadBackend } from './aead.ts';
 import type { RequestHead, ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
 import { timingSafeEqual, toHex } from './bytes.ts';
@@ -117,6 +118,8 @@ export interface OuterChannelOptions {
   readonly requested?: RequestedLimits;
   readonly recordSize?: number;
   readonly maxRecordPlaintext?: number;
+  /** The AEAD implementation for session records (default WebCrypto; the Node sidecar injects node:crypto). */
+  readonly aead?: AeadBackend;
 }
 
 /** Methods whose repetition has no further effect (RFC 9110 §9.2.2). */
@@ -144,7 +147,7 @@ export class OuterChannel {
       exchange: async (reason) => {
         this.onExchange?.(reason);
         const now = this.#now();
-        const pending = await startExchange({ user: opts.user, inner: opts.inner, now, ...(opts.requested ? { requested: opts.requested } : {}) });
+        const pending = await startExchange({ user: opts.user, inner: opts.inner, now, ...(opts.requested ? { requested: opts.requested } : {}), ...(opts.aead ? { aead: opts.aead } : {}) });
         return new OuterSession(pending, now, reason);
       },
     });

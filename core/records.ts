@@ -12,7 +12,8 @@
  * tag; a stream cut at a record boundary lacks the final flag and is reported truncated.
  */
 import { readU32, writeU32 } from './bytes.ts';
-import { aesGcmOpen, aesGcmSeal, SUITE_V1 } from './crypto.ts';
+import { webCryptoAead, type AeadBackend, type AeadKey } from './aead.ts';
+import { SUITE_V1 } from './crypto.ts';
 import { AEAD_CEILINGS } from './limits.ts';
 import { DecryptError, MalformedError, OversizeError, SessionLimitError, TruncatedError } from './errors.ts';
 import type { ByteReader } from './bytereader.ts';
@@ -37,16 +38,17 @@ const MAX_INDEX = 2 ** 48 - 1;
 
 /** One direction of a session: its key, IV and usage counters (shared by all messages of that direction). */
 export interface DirectionState {
-  readonly key: CryptoKey;
+  readonly aead: AeadBackend;
+  readonly key: AeadKey;
   readonly iv: Uint8Array;
   records: number;
   bytes: number;
   failedOpens: number;
 }
 
-export function newDirectionState(key: CryptoKey, iv: Uint8Array): DirectionState {
+export function newDirectionState(key: AeadKey, iv: Uint8Array, aead: AeadBackend = webCryptoAead): DirectionState {
   if (iv.length !== SUITE_V1.nonceBytes) throw new RangeError('IV must be 12 octets');
-  return { key, iv, records: 0, bytes: 0, failedOpens: 0 };
+  return { aead, key, iv, records: 0, bytes: 0, failedOpens: 0 };
 }
 
 /** nonce = iv XOR (uint40 sequence ‖ uint48 index ‖ uint8 flags). */
@@ -129,11 +131,11 @@ export class RecordSealer {
     return out;
   }
 
-  #sealOne(plaintext: Uint8Array, final: boolean): Promise<Uint8Array> {
+  async #sealOne(plaintext: Uint8Array, final: boolean): Promise<Uint8Array> {
     if (this.#index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
     chargeUsage(this.#dir, plaintext.length);
     const nonce = recordNonce(this.#dir.iv, this.#header.sequence, this.#index++, final);
-    return aesGcmSeal(this.#dir.key, nonce, this.#header.bytes, plaintext);
+    return this.#dir.aead.seal(this.#dir.key, nonce, this.#header.bytes, plaintext);
   }
 }
 
@@ -239,7 +241,7 @@ export class RecordOpener {
     const nonce = recordNonce(this.#dir.iv, this.#header.sequence, index, final);
     let plaintext: Uint8Array;
     try {
-      plaintext = await aesGcmOpen(this.#dir.key, nonce, this.#header.bytes, ciphertext);
+      plaintext = await this.#dir.aead.open(this.#dir.key, nonce, this.#header.bytes, ciphertext);
     } catch (err) {
       this.#dir.failedOpens += 1;
       throw err instanceof DecryptError ? err : new DecryptError(undefined, { cause: err });

@@ -27,6 +27,7 @@ import {
   sealResponse,
   sha256,
   toHex,
+  webCryptoAead,
   type PendingExchange,
 } from './index.ts';
 import { collect } from '../test/helpers/protocol.ts';
@@ -73,6 +74,7 @@ test('vectors: the inner accepts the recorded EXCHANGE and the outer accepts the
     inner: await importPublicKey(inner.spki),
     prk,
     th1: fromHex(v.th1),
+    aead: webCryptoAead,
   };
   const confirm = fromHex(v.confirm.message);
   const c = await finishExchange(pending, parseEnvelopeHeader(confirm.subarray(0, 38)), new ByteReader([confirm.subarray(38)]));

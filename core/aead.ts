@@ -1,0 +1,28 @@
+/**
+ * The AEAD the record layer uses, as a small replaceable interface (patent 0034: crypto
+ * modules replaceable on the two servers alone). The default is WebCrypto AES-GCM, so the core
+ * runs unchanged in a browser, Deno or a Worker; a host can inject a faster implementation of
+ * the same algorithm (the Node sidecars use node:crypto, which avoids WebCrypto's per-call
+ * thread-pool dispatch). The octets on the wire are identical whatever the backend.
+ */
+import { aesGcmOpen, aesGcmSeal, importAesKey } from './crypto.ts';
+
+/** An imported key, opaque to the core. */
+export type AeadKey = object;
+
+export interface AeadBackend {
+  readonly name: string;
+  /** Imports a 16- or 32-octet AES key; the caller zeroes `raw` afterwards. */
+  importKey(raw: Uint8Array): AeadKey | Promise<AeadKey>;
+  /** Returns ciphertext ‖ 16-octet tag. */
+  seal(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** Returns the plaintext only if the tag verified; otherwise throws, releasing nothing. */
+  open(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | Promise<Uint8Array>;
+}
+
+export const webCryptoAead: AeadBackend = {
+  name: 'webcrypto-aes-gcm',
+  importKey: (raw) => importAesKey(raw),
+  seal: (key, nonce, aad, plaintext) => aesGcmSeal(key as CryptoKey, nonce, aad, plaintext),
+  open: (key, nonce, aad, sealed) => aesGcmOpen(key as CryptoKey, nonce, aad, sealed),
+};

@@ -1,0 +1,40 @@
+/**
+ * Writes a stream of chunks to an HTTP response with backpressure, then ends it. A plain loop
+ * instead of stream.pipeline(Readable.from(...)): no per-request AbortController, Readable or
+ * DOMException on the hot path. If the source throws (truncated or tampered input) the
+ * response is destroyed, never ended, so the client cannot mistake a cut body for a whole one.
+ */
+import type { ServerResponse } from 'node:http';
+
+export class ResponseClosedError extends Error {
+  readonly code = 'SWS_ERR_CLIENT_GONE';
+  constructor() {
+    super('the response was closed before the body was written');
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => (res.off('close', onClose), resolve());
+    const onClose = () => (res.off('drain', onDrain), reject(new ResponseClosedError()));
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+export async function writeBody(res: ServerResponse, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) throw new ResponseClosedError();
+      if (!res.write(chunk)) await drained(res);
+    }
+  } catch (err) {
+    res.destroy();
+    throw err;
+  }
+  if (res.destroyed) throw new ResponseClosedError();
+  await new Promise<void>((resolve) => {
+    res.once('close', resolve);
+    res.end(resolve);
+  });
+}
