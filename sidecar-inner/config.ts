@@ -1,5 +1,6 @@
 /** The inner sidecar's configuration, parsed once at the edge (bin/) into this typed object. */
 import type { InnerPolicy } from '../core/inner.ts';
+import type { CacheLimits } from '../sidecar-shared/cache.ts';
 import type { ListenAddress } from '../sidecar-shared/listen.ts';
 
 export interface InnerSidecarConfig {
@@ -16,6 +17,8 @@ export interface InnerSidecarConfig {
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
   readonly policy: Partial<InnerPolicy>;
+  /** The shared cache of WWW responses (docs/CACHING.md); absent or maxBytes 0: off. */
+  readonly cache?: CacheLimits;
 }
 
 export const INNER_DEFAULTS = {

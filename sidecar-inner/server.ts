@@ -7,18 +7,16 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { FieldLine, ResponseHead } from '../core/bhttp.ts';
-import { fingerprint, importPrivateKey, importPublicKey, type PrivateKeyHandle, type PublicKeyHandle } from '../core/crypto.ts';
-import { toHex } from '../core/bytes.ts';
 import { SwsError } from '../core/errors.ts';
 import { InnerEndpoint, type InnerRequest } from '../core/inner.ts';
 import { problemDocument, refusalFor, type Refusal } from '../core/signals.ts';
 import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
-import { aclEngine, clients, innerKey, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Store } from '../store/index.ts';
+import { aclEngine, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Site, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
+import { writeBody } from '../sidecar-shared/write.ts';
+import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -26,6 +24,11 @@ import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts
 import type { InnerSidecarConfig } from './config.ts';
 import { canonicalize, type CanonicalRequest } from './request.ts';
 import { UpstreamError, Upstreams } from './upstream.ts';
+import { ClientKeyDirectory } from './directory.ts';
+import { RotatingKeyRing } from './keyring.ts';
+import { AclEpochs, InnerCache } from './cache.ts';
+import { ACL_EPOCH_HEADER } from '../sidecar-shared/cache.ts';
+import { aclRules } from '../store/index.ts';
 
 /** Responses no longer than this are sealed with their head in one record (1 AES call). */
 const SMALL_BODY = 32 * 1024;
@@ -52,30 +55,47 @@ export class InnerSidecar {
   readonly #server: Server;
   readonly #admin: Server | undefined;
   readonly #inFlight = new Set<InFlight>();
-  readonly #clientKeys = new Map<string, Promise<PublicKeyHandle | undefined>>();
+  readonly #siteByHost = new Map<string, Site | null>();
+  /** Who may exchange keys: registered keys and certificates (claim 3). */
+  readonly #directory: ClientKeyDirectory;
+  /** The inner's own keys: current and retiring (rotation). */
+  readonly #keyRing: RotatingKeyRing;
   #stopWatch: () => void = () => undefined;
   #address: AddressInfo | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping = false;
   readonly #keyFingerprint: string;
   readonly #replay: SqliteExchangeReplayGuard;
+  readonly #cache: InnerCache | undefined;
+  readonly #epochs: AclEpochs;
 
-  private constructor(config: InnerSidecarConfig, store: Store, key: PrivateKeyHandle, deps: InnerSidecarDeps) {
+  private constructor(config: InnerSidecarConfig, store: Store, keyRing: RotatingKeyRing, deps: InnerSidecarDeps) {
     this.config = config;
     this.#store = store;
     this.metrics = createMetrics('inner');
     this.log = deps.logger ?? createLogger({ role: 'inner', level: config.logLevel });
     this.#acl = aclEngine(store);
     this.#replay = new SqliteExchangeReplayGuard(config.dataDir);
-    this.#upstreams = new Upstreams(config);
-    const keyIdHex = toHex(key.keyId);
-    this.#keyFingerprint = fingerprint(key.keyId);
+    this.#upstreams = new Upstreams(config, { clientKeyPem: (host) => sites(store).clientKeyPem(host) });
+    this.#epochs = new AclEpochs(aclRules(store), this.#acl);
+    this.#cache = config.cache && config.cache.maxBytes > 0 ? new InnerCache(config.cache, this.metrics, config.forwardedUserHeader) : undefined;
+    this.#keyRing = keyRing;
+    this.#directory = new ClientKeyDirectory(store, { ...(deps.now ? { now: deps.now } : {}), onAnalyzed: () => this.#onStoreChange() });
+    this.#keyFingerprint = keyRing.currentFingerprint;
     this.endpoint = new InnerEndpoint({
-      keys: { get: (id) => (id === keyIdHex ? key : undefined) },
-      clients: { lookup: (user, kid) => this.#clientKey(user, kid) },
+      keys: keyRing,
+      clients: this.#directory,
       replay: this.#replay,
+      aead: nodeAead,
       ...(deps.now ? { now: deps.now } : {}),
       policy: config.policy,
+    });
+    keyRing.watch({
+      onLoaded: (keyIds, current) => this.log.info({ innerKeys: keyIds.map((k) => `sha256:${k}`), current: `sha256:${current}` }, 'inner key ring loaded'),
+      onRetired: (keyIds) => {
+        const ended = this.endpoint.sessions.endWhere((s) => keyIds.has(s.innerKeyIdHex));
+        this.log.info({ retired: [...keyIds].map((k) => `sha256:${k}`), sessionsEnded: ended }, 'inner key retired');
+      },
     });
     this.#server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
@@ -91,8 +111,8 @@ export class InnerSidecar {
   static async start(config: InnerSidecarConfig, deps: InnerSidecarDeps = {}): Promise<InnerSidecar> {
     const store = openStore(config.dataDir, { expectRole: 'inner' });
     try {
-      const key = await importPrivateKey(await innerKey(store).privateKeyPkcs8());
-      const sidecar = new InnerSidecar(config, store, key, deps);
+      const keyRing = await RotatingKeyRing.load(store, deps.now ? { now: deps.now } : {});
+      const sidecar = new InnerSidecar(config, store, keyRing, deps);
       await sidecar.#listen();
       return sidecar;
     } catch (err) {
@@ -124,26 +144,27 @@ export class InnerSidecar {
     return undefined;
   }
 
-  /** The registered key for `user` with ID `kid`, imported once and cached until the store changes. */
-  #clientKey(user: string, kid: string): Promise<PublicKeyHandle | undefined> {
-    const cacheKey = `${user}\n${kid}`;
-    let p = this.#clientKeys.get(cacheKey);
-    if (!p) {
-      const row = clients(this.#store).get(user);
-      p = row && row.keyId === kid ? importPublicKey(row.publicKeyPem).catch(() => undefined) : Promise.resolve(undefined);
-      this.#clientKeys.set(cacheKey, p);
+  /** Live changes: removed users lose their sessions, revoked grants cut streams in flight. */
+  /** Site by host, cached until the store changes (no database read per request). */
+  #site(host: string): Site | undefined {
+    let site = this.#siteByHost.get(host);
+    if (site === undefined) {
+      site = sites(this.#store).get(host) ?? null;
+      if (this.#siteByHost.size >= 10_000) this.#siteByHost.clear();
+      this.#siteByHost.set(host, site);
     }
-    return p;
+    return site ?? undefined;
   }
 
-  /** Live changes: removed users lose their sessions, revoked grants cut streams in flight. */
   #onStoreChange(): void {
-    this.#clientKeys.clear();
-    const dir = clients(this.#store);
-    const ended = this.endpoint.sessions.endWhere((s) => dir.get(s.user)?.keyId !== s.clientKeyIdHex);
+    this.#siteByHost.clear();
+    this.#directory.invalidate();
+    this.#keyRing.refresh();
+    // A removed client, a replaced key, a revoked or untrusted certificate, a retired inner key.
+    const ended = this.endpoint.sessions.endWhere((s) => !this.#directory.accepts(s.user, s.clientKeyIdHex) || !this.#keyRing.accepts(s.innerKeyIdHex));
     let cut = 0;
     for (const f of this.#inFlight) {
-      const registered = dir.get(f.user) !== undefined;
+      const registered = this.#directory.accepts(f.user);
       if (!registered || !this.#acl.check(f.user, f.req.method, f.req.host, f.req.target).allow) {
         f.abort('access revoked');
         cut++;
@@ -195,7 +216,7 @@ export class InnerSidecar {
     };
   }
 
-  #refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal, error: unknown, started: bigint): void {
+  async #refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal, error: unknown, started: bigint): Promise<void> {
     const remote = req.socket?.remoteAddress;
     this.metrics.rejections.inc({ code: refusal.code });
     if (refusal.keyState === KeyStates.exchangeFailed) this.metrics.keyExchanges.inc({ reason: 'accepted', result: 'failed' });
@@ -205,6 +226,9 @@ export class InnerSidecar {
       res.destroy();
       return;
     }
+    // Closing a socket with unread input makes TCP send a reset, which can destroy the
+    // refusal before the outer reads it: read what is left of a small body first.
+    await drainSmall(req);
     const body = JSON.stringify(problemDocument(refusal));
     res.writeHead(refusal.status, {
       'content-type': 'application/problem+json',
@@ -212,7 +236,7 @@ export class InnerSidecar {
       [HeaderNames.version]: String(PROTOCOL_VERSION),
       [HeaderNames.keyState]: refusal.keyState,
       'content-length': Buffer.byteLength(body),
-      // The rest of a refused body is never read: close instead of draining it.
+      // A refused body larger than drainSmall reads is not read: close instead of draining it.
       connection: 'close',
     });
     res.end(body);
@@ -236,7 +260,7 @@ export class InnerSidecar {
     } catch (err) {
       return this.#sealedError(res, r, 400, 'bad request: the path or host is malformed or ambiguous', err, access, started);
     }
-    const site = sites(this.#store).get(canonical.host);
+    const site = this.#site(canonical.host);
     if (!site) return this.#sealedError(res, r, 502, `no web server is configured at this inner for host ${canonical.host}`, new SwsError('SWS_ERR_NO_SITE', 'no site'), access, started);
     const decision = this.#acl.check(user, canonical.method, canonical.host, canonical.target);
     if (!decision.allow) {
@@ -274,9 +298,16 @@ export class InnerSidecar {
       : null;
     try {
       if (!hasBody) await drainEmpty(r.body);
+      // The shared cache is consulted only here, after this user passed the ACL just now.
+      const plan = this.#cache?.plan(canonical, user);
+      if (plan?.kind === 'hit') {
+        await writeBody(res, r.respond(this.#epochs.stamp(user, plan.head), plan.body));
+        this.#accessLog({ ...access, path: canonical.target.path, cache: 'hit' }, 'allow', plan.head.status, started);
+        return;
+      }
       const identity: FieldLine = [this.config.forwardedUserHeader, user];
-      const up = await this.#upstreams.forward(site, canonical, identity, requestBody, controller.signal);
-      const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>) };
+      const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, controller.signal);
+      const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>, (n) => n === ACL_EPOCH_HEADER) };
       const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || (up.statusCode >= 100 && up.statusCode < 200);
       const declared = Number(up.headers['content-length']);
       let respBody: Uint8Array | AsyncIterable<Uint8Array> | null;
@@ -288,7 +319,8 @@ export class InnerSidecar {
       } else {
         respBody = up.body;
       }
-      await pipeline(Readable.from(r.respond(head, respBody)), res);
+      const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
+      await writeBody(res, r.respond(this.#epochs.stamp(user, out.head), out.body));
       this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
     } catch (err) {
       if (bodyError !== undefined || revoked || controller.signal.aborted) {
@@ -320,7 +352,7 @@ export class InnerSidecar {
       await drainEmpty(r.body).catch(() => undefined);
       const body = new TextEncoder().encode(`sws: ${message}\n`);
       const head: ResponseHead = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['cache-control', 'no-store'], ['content-length', String(body.length)]] };
-      await pipeline(Readable.from(r.respond(head, body)), res);
+      await writeBody(res, r.respond(this.#epochs.stamp(r.session.user, head), body));
     } catch {
       res.destroy();
     }
@@ -340,6 +372,7 @@ export class InnerSidecar {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#stopWatch();
+    this.#keyRing.close();
     await drainAndClose(this.#server, this.#admin, graceMs);
     await this.#upstreams.close();
     this.#replay.close();
@@ -356,6 +389,34 @@ function msSince(start: bigint): number {
 function isStreaming(res: ServerResponse): boolean {
   // Once any RESPONSE octet went out we can no longer send a different sealed answer.
   return res.writableLength > 0 || (res as ServerResponse & { _contentLength?: number }).socket?.bytesWritten === undefined;
+}
+
+/**
+ * Reads and drops the rest of a request body up to `limit` octets or `ms` milliseconds,
+ * whichever comes first (an exchange and its first request are a few KiB).
+ */
+function drainSmall(req: IncomingMessage, limit = 256 * 1024, ms = 1000): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let left = limit;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('close', done);
+      req.pause();
+      resolve();
+    };
+    const onData = (c: Buffer) => {
+      left -= c.length;
+      if (left < 0) done();
+    };
+    const timer = setTimeout(done, ms);
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
 }
 
 /** A request declared without a body must not carry one. */

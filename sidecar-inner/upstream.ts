@@ -1,10 +1,13 @@
 /**
  * Forwarding to the unchanged WWW server (patent 29/claim 6) with undici: one keep-alive
- * Pool per upstream origin, verified TLS with an optional private CA, timeouts that become
- * 502/504 in words, and request bodies streamed through without buffering.
+ * Pool per upstream origin, verified TLS (always: a certificate that does not verify is a
+ * 502 that says why, never a retry without verification) with an optional private CA and an
+ * optional TLS client certificate whose key is sealed at rest, timeouts that become 502/504
+ * in words, and request bodies streamed through without buffering.
  */
 import { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import { isIP } from 'node:net';
+import { buildConnector, Pool, type Dispatcher } from 'undici';
 import type { FieldLine } from '../core/bhttp.ts';
 import { SwsError } from '../core/errors.ts';
 import type { Site } from '../store/index.ts';
@@ -26,12 +29,29 @@ export class UpstreamError extends SwsError {
   }
 }
 
+/** TLS failures by the code Node gives them: what the client is told (the log keeps the code). */
+const TLS_REASONS: readonly [RegExp, string][] = [
+  [/^CERT_HAS_EXPIRED$/, "the web server's TLS certificate has expired"],
+  [/^CERT_NOT_YET_VALID$/, "the web server's TLS certificate is not valid yet"],
+  [/^ERR_TLS_CERT_ALTNAME_INVALID$/, "the web server's TLS certificate is not for this host name"],
+  [
+    /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/,
+    "the web server's TLS certificate is not signed by a CA this inner trusts for the site (check the site's --ca)",
+  ],
+  [/^CERT_REVOKED$/, "the web server's TLS certificate is revoked"],
+  [
+    /ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|ACCESS_DENIED|HANDSHAKE_FAILURE|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED)/,
+    "the web server refused the inner's TLS client certificate, or requires one (check the site's --client-cert)",
+  ],
+];
+
 export function classifyUpstreamError(err: unknown): UpstreamError {
   const code = (err as { code?: string })?.code ?? '';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamError('SWS_ERR_UPSTREAM_TIMEOUT', 504, 'the web server did not answer in time', err);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError('SWS_ERR_UPSTREAM_UNREACHABLE', 502, 'the web server could not be reached (connect timeout)', err);
+  for (const [re, why] of TLS_REASONS) if (re.test(code)) return new UpstreamError('SWS_ERR_UPSTREAM_TLS', 502, `${why}; nothing was sent to it`, err);
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/i.test(code) || /certificate/i.test((err as Error)?.message ?? '')) {
-    return new UpstreamError('SWS_ERR_UPSTREAM_TLS', 502, 'the web server TLS certificate did not verify', err);
+    return new UpstreamError('SWS_ERR_UPSTREAM_TLS', 502, "the web server's TLS certificate did not verify; nothing was sent to it", err);
   }
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EAI_AGAIN') {
     return new UpstreamError('SWS_ERR_UPSTREAM_UNREACHABLE', 502, 'the web server could not be reached', err);
@@ -39,36 +59,93 @@ export function classifyUpstreamError(err: unknown): UpstreamError {
   return new UpstreamError('SWS_ERR_UPSTREAM', 502, 'the web server request failed', err);
 }
 
-export class Upstreams {
-  readonly #pools = new Map<string, Pool>();
-  readonly #timeouts: UpstreamTimeouts;
+/** Where the sealed TLS client keys of sites come from (the store, unsealed with the master key). */
+export interface ClientKeySource {
+  clientKeyPem(host: string): Promise<string | undefined>;
+}
 
-  constructor(timeouts: UpstreamTimeouts) {
+/** Pools are per origin and TLS identity: a change of CA or client certificate is a new pool. */
+function poolKey(site: Site): string {
+  return `${new URL(site.upstream).origin}\n${site.caPem ?? ''}\n${site.clientCertPem ?? ''}`;
+}
+
+/**
+ * TLS alerts a web server sent on the inner's connections, by local port. Under TLS 1.3 a
+ * server that refuses the client certificate alerts after the handshake; undici then reports
+ * only "other side closed", so the connector records the alert for the error to be explained.
+ */
+const tlsAlerts = new Map<number, string>();
+
+function tlsAlertOf(err: unknown): unknown {
+  const info = (err as { code?: string; socket?: { localPort?: number } }) ?? {};
+  if (info.code !== 'UND_ERR_SOCKET' || info.socket?.localPort === undefined) return err;
+  const code = tlsAlerts.get(info.socket.localPort);
+  if (code === undefined) return err;
+  tlsAlerts.delete(info.socket.localPort);
+  return Object.assign(new Error(`TLS alert from the web server: ${code}`, { cause: err }), { code });
+}
+
+export class Upstreams {
+  readonly #pools = new Map<string, Promise<Pool>>();
+  readonly #timeouts: UpstreamTimeouts;
+  readonly #keys: ClientKeySource | undefined;
+
+  constructor(timeouts: UpstreamTimeouts, keys?: ClientKeySource) {
     this.#timeouts = timeouts;
+    this.#keys = keys;
   }
 
-  #poolFor(site: Site): { pool: Pool; origin: string } {
-    const url = new URL(site.upstream);
-    const origin = url.origin;
-    const key = `${origin}\n${site.caPem ?? ''}`;
+  #poolFor(site: Site): Promise<Pool> {
+    const key = poolKey(site);
     let pool = this.#pools.get(key);
     if (!pool) {
-      pool = new Pool(origin, {
-        connections: 128,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        headersTimeout: this.#timeouts.upstreamHeadersTimeoutMs,
-        bodyTimeout: this.#timeouts.upstreamBodyTimeoutMs,
-        connect: {
-          timeout: this.#timeouts.connectTimeoutMs,
-          // Verified TLS always; a private CA replaces the public roots for this site only.
-          rejectUnauthorized: true,
-          ...(site.caPem ? { ca: site.caPem } : {}),
-        },
-      });
+      pool = this.#newPool(site);
+      pool.catch(() => this.#pools.get(key) === pool && this.#pools.delete(key));
       this.#pools.set(key, pool);
     }
-    return { pool, origin };
+    return pool;
+  }
+
+  async #newPool(site: Site): Promise<Pool> {
+    const origin = new URL(site.upstream).origin;
+    let clientKey: string | undefined;
+    if (site.clientCertPem !== undefined) {
+      clientKey = await this.#keys?.clientKeyPem(site.host);
+      // Never connect without the identity the operator configured: the web server would refuse, or worse, serve less.
+      if (clientKey === undefined) throw new UpstreamError('SWS_ERR_UPSTREAM_TLS', 502, 'the TLS client key of this site is missing at the inner; nothing was sent');
+    }
+    // The TLS identity checked is the upstream's own name, as the operator configured it
+    // (nginx's proxy_ssl_name default), not the Host the client asked for: undici would
+    // otherwise derive SNI and the certificate check from the forwarded Host header.
+    const url = new URL(site.upstream);
+    const upstreamName = isIP(url.hostname.replace(/^\[|\]$/g, '')) ? undefined : url.hostname;
+    const tlsConnect = buildConnector({
+      timeout: this.#timeouts.connectTimeoutMs,
+      // Verified TLS always; a private CA replaces the public roots for this site only.
+      rejectUnauthorized: true,
+      ...(site.caPem ? { ca: site.caPem } : {}),
+      ...(site.clientCertPem !== undefined && clientKey !== undefined ? { cert: site.clientCertPem, key: clientKey } : {}),
+    });
+    return new Pool(origin, {
+      connections: 128,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: this.#timeouts.upstreamHeadersTimeoutMs,
+      bodyTimeout: this.#timeouts.upstreamBodyTimeoutMs,
+      connect:
+        url.protocol === 'https:'
+          ? (opts, cb) =>
+              tlsConnect({ ...opts, servername: upstreamName }, (err, socket) => {
+                socket?.prependListener('error', (e: NodeJS.ErrnoException) => {
+                  if (e.code?.startsWith('ERR_SSL_') && socket.localPort !== undefined) {
+                    if (tlsAlerts.size > 1024) tlsAlerts.clear();
+                    tlsAlerts.set(socket.localPort, e.code);
+                  }
+                });
+                cb(err, socket as never);
+              })
+          : { timeout: this.#timeouts.connectTimeoutMs },
+    });
   }
 
   /** Sends the canonical request upstream; rejects with UpstreamError for 502/504 cases. */
@@ -79,7 +156,12 @@ export class Upstreams {
     body: AsyncIterable<Uint8Array> | null,
     signal: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
-    const { pool } = this.#poolFor(site);
+    let pool: Pool;
+    try {
+      pool = await this.#poolFor(site);
+    } catch (err) {
+      throw err instanceof UpstreamError ? err : classifyUpstreamError(err);
+    }
     const headers = flatFields([['host', req.authority], ...req.headers, identity]);
     try {
       return await pool.request({
@@ -91,18 +173,18 @@ export class Upstreams {
       });
     } catch (err) {
       if (signal.aborted) throw err;
-      throw classifyUpstreamError(err);
+      throw classifyUpstreamError(tlsAlertOf(err));
     }
   }
 
   /** Closes pools whose site no longer exists (after a store change). */
   async retain(live: readonly Site[]): Promise<void> {
-    const keep = new Set(live.map((s) => `${new URL(s.upstream).origin}\n${s.caPem ?? ''}`));
-    for (const [k, p] of this.#pools) if (!keep.has(k)) (this.#pools.delete(k), void p.close().catch(() => undefined));
+    const keep = new Set(live.map(poolKey));
+    for (const [k, p] of this.#pools) if (!keep.has(k)) (this.#pools.delete(k), void p.then((pool) => pool.close()).catch(() => undefined));
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => p.close().catch(() => undefined)));
+    await Promise.all([...this.#pools.values()].map((p) => p.then((pool) => pool.close()).catch(() => undefined)));
     this.#pools.clear();
   }
 }

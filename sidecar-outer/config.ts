@@ -1,6 +1,8 @@
 /** The outer sidecar's configuration, parsed once at the edge (bin/) into this typed object. */
 import type { RekeyPolicy } from '../core/keyrotation.ts';
 import type { ListenAddress } from '../sidecar-shared/listen.ts';
+import type { OuterCacheConfig } from './cache.ts';
+import type { PortalConfig } from './portal.ts';
 
 export interface OuterSidecarConfig {
   readonly dataDir: string;
@@ -15,6 +17,14 @@ export interface OuterSidecarConfig {
   readonly logLevel: string;
   /** An HTTP proxy between outer and inner (claim 2: works through unmodified proxies). */
   readonly innerProxy?: string;
+  /** Claim 7: serve clients (proxy and portal) over HTTPS with this certificate chain and key (PEM). */
+  readonly tls?: { readonly certPem: string; readonly keyPem: string };
+  /** The private per-user caches (docs/CACHING.md); absent or maxBytes 0: off. */
+  readonly cache?: OuterCacheConfig;
+  /** Portal mode for browsers without proxy settings; absent: forward-proxy mode only. */
+  readonly portal?: PortalConfig;
+  /** Forward-proxy mode: Clear-Site-Data "cache" when an address changes user (default on). */
+  readonly clearOnUserSwitch?: boolean;
 }
 
 export const OUTER_DEFAULTS = {

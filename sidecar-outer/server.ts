@@ -7,11 +7,12 @@
  * Stages per request: target → authenticate → resolve inner → channel → seal → send → open.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { Pool, ProxyAgent, type Dispatcher } from 'undici';
-import type { RequestHead } from '../core/bhttp.ts';
+import type { FieldLine, RequestHead, ResponseHead } from '../core/bhttp.ts';
 import { importPrivateKey, importPublicKey, type PrivateKeyHandle, type PublicKeyHandle } from '../core/crypto.ts';
 import { SwsError } from '../core/errors.ts';
 import { isIdempotent, OuterChannel, type OuterCall } from '../core/outer.ts';
@@ -19,6 +20,8 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
+import { writeBody } from '../sidecar-shared/write.ts';
+import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -26,6 +29,9 @@ import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts
 import { Authenticator, parseBasic } from './auth.ts';
 import type { OuterSidecarConfig } from './config.ts';
 import { parseProxyTarget, type ProxyTarget } from './target.ts';
+import { OuterCache, type OuterAnswer } from './cache.ts';
+import { CLEAR_CACHE, UserSwitchTracker } from './clearsite.ts';
+import { Portal } from './portal.ts';
 
 /** Request bodies up to this size are read whole: one record, and safe to retry. */
 const SMALL_BODY = 60 * 1024;
@@ -65,6 +71,11 @@ export class OuterSidecar {
   readonly #userKeys = new Map<string, Promise<PrivateKeyHandle>>();
   readonly #upstreams = new Map<string, Upstream>();
   readonly #channels = new Map<string, OuterChannel>();
+  readonly #cache: OuterCache;
+  readonly #portal: Portal | undefined;
+  readonly #switches: UserSwitchTracker | undefined;
+  /** host → inner server, so the hot path (cache hits above all) does no SQL; cleared on any store change. */
+  readonly #serverByHost = new Map<string, InnerServer | null>();
   #stopWatch: () => void = () => undefined;
   #address: AddressInfo | undefined;
   #adminAddress: AddressInfo | undefined;
@@ -76,13 +87,27 @@ export class OuterSidecar {
     this.metrics = createMetrics('outer');
     this.log = deps.logger ?? createLogger({ role: 'outer', level: config.logLevel });
     this.#auth = new Authenticator(outerUsers(store));
-    this.#server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
+    this.#cache = new OuterCache(config.cache ?? { maxBytes: 0, maxObjectBytes: 0, recheckMs: 0 }, this.metrics);
+    this.#switches = config.clearOnUserSwitch === false ? undefined : new UserSwitchTracker();
+    this.#portal = config.portal
+      ? new Portal(config.portal, {
+          authenticate: (user, password) => this.#auth.authenticate({ user, password }),
+          hasSite: (host) => this.#findServer(host) !== undefined,
+          forward: (req, res, user, target, fields, portalHost) => this.#portalForward(req, res, user, target, fields, portalHost),
+        })
+      : undefined;
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, 'unexpected failure handling a request');
         this.metrics.rejections.inc({ code: 'SWS_ERR_INTERNAL' });
         res.destroy();
       });
-    });
+    };
+    const httpOptions = { maxHeaderSize: 16 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 };
+    // Claim 7: the client ↔ outer link over TLS (proxy and portal alike) when a certificate is configured.
+    this.#server = config.tls
+      ? createHttpsServer({ ...httpOptions, cert: config.tls.certPem, key: config.tls.keyPem, minVersion: 'TLSv1.2' }, onRequest)
+      : createServer(httpOptions, onRequest);
     this.#server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.metrics.rejections.inc({ code: 'SWS_ERR_CONNECT' });
       socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nsws does not tunnel CONNECT: request http:// URLs through this proxy; the inner reaches https web servers itself.\n');
@@ -105,12 +130,17 @@ export class OuterSidecar {
       sidecar.#address = await listen(sidecar.#server, config.listen);
       if (sidecar.#admin && config.adminListen) sidecar.#adminAddress = await listen(sidecar.#admin, config.adminListen);
       sidecar.#stopWatch = store.watch(() => sidecar.#onStoreChange());
-      sidecar.log.info({ listen: formatAddress(sidecar.#address), admin: sidecar.#adminAddress ? formatAddress(sidecar.#adminAddress) : undefined }, 'outer sidecar listening');
+      sidecar.log.info({ listen: formatAddress(sidecar.#address), admin: sidecar.#adminAddress ? formatAddress(sidecar.#adminAddress) : undefined, tls: sidecar.tls }, 'outer sidecar listening');
       return sidecar;
     } catch (err) {
       store.close();
       throw err;
     }
+  }
+
+  /** Whether clients reach this outer over HTTPS (claim 7): the portal's cookies are then `Secure`. */
+  get tls(): boolean {
+    return this.config.tls !== undefined;
   }
 
   get address(): AddressInfo {
@@ -132,6 +162,7 @@ export class OuterSidecar {
   /** Users, passwords, keys or inner servers changed: drop everything derived from them. */
   #onStoreChange(): void {
     this.#auth.forgetAll();
+    this.#serverByHost.clear();
     const users = outerUsers(this.#store);
     for (const [name, p] of this.#userKeys) {
       const row = users.get(name);
@@ -155,6 +186,8 @@ export class OuterSidecar {
   }
 
   #forgetUser(name: string): void {
+    this.#cache.dropUser(name);
+    this.#portal?.forgetUser(name);
     this.#userKeys.delete(name);
     for (const k of [...this.#channels.keys()]) if (k.startsWith(`${name}\n`)) this.#channels.delete(k);
   }
@@ -189,7 +222,8 @@ export class OuterSidecar {
         bodyTimeout: this.config.innerBodyTimeoutMs,
         connect: { timeout: this.config.connectTimeoutMs },
       };
-      const dispatcher: Dispatcher = this.config.innerProxy ? new ProxyAgent({ uri: this.config.innerProxy, ...opts }) : new Pool(url.origin, opts);
+      // proxyTunnel false: envelopes go to the proxy as ordinary absolute-form POSTs (claim 2), not through CONNECT.
+      const dispatcher: Dispatcher = this.config.innerProxy ? new ProxyAgent({ uri: this.config.innerProxy, ...opts, proxyTunnel: false }) : new Pool(url.origin, opts);
       up = { server, key: importPublicKey(server.publicKeyPem), dispatcher, origin: url.origin, path: `${url.pathname.replace(/\/+$/, '')}${ENVELOPE_PATH}` };
       this.#upstreams.set(server.name, up);
     }
@@ -203,7 +237,7 @@ export class OuterSidecar {
       const [key, inner] = await Promise.all([this.#userKey(user), up.key]);
       ch = this.#channels.get(k);
       if (!ch) {
-        ch = new OuterChannel({ user: { name: user, key }, inner, policy: this.config.rekey });
+        ch = new OuterChannel({ user: { name: user, key }, inner, policy: this.config.rekey, aead: nodeAead });
         this.#channels.set(k, ch);
       }
     }
@@ -211,6 +245,7 @@ export class OuterSidecar {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.#portal && (req.url ?? '').startsWith('/')) return this.#portal.handle(req, res);
     const started = process.hrtime.bigint();
     const access: Record<string, unknown> = { method: req.method, remote: req.socket?.remoteAddress };
     try {
@@ -219,24 +254,69 @@ export class OuterSidecar {
       access.path = target.pathAndQuery.split('?')[0];
       const user = await this.#auth.authenticate(parseBasic(req.headers['proxy-authorization']));
       if (!user) throw new ClientError(407, 'SWS_ERR_PROXY_AUTH', 'sws: proxy authentication required: give your sws user name and password', { 'proxy-authenticate': 'Basic realm="sws", charset="UTF-8"' });
-      access.user = user;
-      const server = innerServers(this.#store).findByHost(target.host);
-      if (!server) throw new ClientError(502, 'SWS_ERR_NO_INNER', `sws: no inner server is configured for ${target.host}; nothing was sent`);
-      access.inner = server.name;
-      const up = this.#upstream(server);
-      const channel = await this.#channel(user, up);
-      const head: RequestHead = {
-        method: req.method!,
-        scheme: 'http',
-        authority: target.host,
-        path: target.pathAndQuery,
-        headers: endToEndFields(req.rawHeaders, (n) => n === 'host'),
-      };
-      const body = await this.#requestBody(req);
-      await this.#exchangeAndServe(req, res, channel, up, target, head, body, access, started);
+      const address = req.socket?.remoteAddress ?? '';
+      this.#switches?.seen(address, user);
+      const decorate = (a: OuterAnswer): OuterAnswer =>
+        this.#switches?.take(address, target.origin) ? { head: { ...a.head, headers: [...a.head.headers, ['clear-site-data', CLEAR_CACHE]] }, body: a.body } : a;
+      await this.#forward(req, res, user, target, endToEndFields(req.rawHeaders, (n) => n === 'host'), access, started, decorate);
     } catch (err) {
       this.#fail(req, res, err, access, started);
     }
+  }
+
+  #findServer(host: string): InnerServer | undefined {
+    let s = this.#serverByHost.get(host);
+    if (s === undefined) {
+      s = innerServers(this.#store).findByHost(host) ?? null;
+      if (this.#serverByHost.size >= 10_000) this.#serverByHost.clear();
+      this.#serverByHost.set(host, s);
+    }
+    return s ?? undefined;
+  }
+
+  /** Portal mode: the portal authenticated the session; the rest is the forward-proxy path. */
+  async #portalForward(req: IncomingMessage, res: ServerResponse, user: string, target: ProxyTarget, fields: FieldLine[], portalHost: string): Promise<void> {
+    const started = process.hrtime.bigint();
+    const access: Record<string, unknown> = { method: req.method, remote: req.socket?.remoteAddress, host: target.host, path: target.pathAndQuery.split('?')[0], portal: true };
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const decorate = (a: OuterAnswer): OuterAnswer => ({ head: { ...a.head, headers: this.#portal!.rewriteLocation(a.head.headers, target.host, portalHost, secure) }, body: a.body });
+    try {
+      await this.#forward(req, res, user, target, fields, access, started, decorate);
+    } catch (err) {
+      this.#fail(req, res, err, access, started);
+    }
+  }
+
+  /** An authenticated request: resolve the inner, answer from the user's cache or exchange with the inner. */
+  async #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    user: string,
+    target: ProxyTarget,
+    fields: FieldLine[],
+    access: Record<string, unknown>,
+    started: bigint,
+    decorate: (a: OuterAnswer) => OuterAnswer,
+  ): Promise<void> {
+    access.user = user;
+    const server = this.#findServer(target.host);
+    if (!server) throw new ClientError(502, 'SWS_ERR_NO_INNER', `sws: no inner server is configured for ${target.host}; nothing was sent`);
+    access.inner = server.name;
+    const head: RequestHead = { method: req.method!, scheme: 'http', authority: target.host, path: target.pathAndQuery, headers: fields };
+    const body = await this.#requestBody(req);
+    const plan = this.#cache.plan(user, server.name, target, head, body === null);
+    if (plan.kind === 'hit') {
+      // Claim 4: answered from this user's cache; neither the inner nor the WWW server is contacted.
+      access.cache = 'hit';
+      const out = decorate({ head: { status: plan.answer.status, headers: plan.answer.fields }, body: plan.answer.body });
+      res.writeHead(out.head.status, flatFields(out.head.headers));
+      await sendBody(res, out.body);
+      this.#accessLog(access, out.head.status, started, 'ok');
+      return;
+    }
+    const up = this.#upstream(server);
+    const channel = await this.#channel(user, up);
+    await this.#exchangeAndServe(req, res, channel, up, target, plan.head, body, access, started, (h, b) => decorate(plan.complete(h, b)));
   }
 
   #target(req: IncomingMessage): ProxyTarget {
@@ -278,6 +358,8 @@ export class OuterSidecar {
         method: 'POST',
         path: up.path,
         headers,
+        headersTimeout: this.config.innerHeadersTimeoutMs,
+        bodyTimeout: this.config.innerBodyTimeoutMs,
         body: exchangeOnly ? call.sealExchangeOnly() : Readable.from(call.seal(head, body)),
       });
     } catch (err) {
@@ -298,6 +380,7 @@ export class OuterSidecar {
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
     access: Record<string, unknown>,
     started: bigint,
+    complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
   ): Promise<void> {
     const replayable = body === null || body instanceof Uint8Array;
     for (let attempt = 0; ; attempt++) {
@@ -319,10 +402,10 @@ export class OuterSidecar {
           throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_DECRYPT', 'sws: the answer from the inner server failed verification');
         }
         if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'ok' });
-        const fields = opened.head.headers;
-        res.writeHead(opened.head.status, flatFields(fields));
+        const out = complete(opened.head, opened.body);
+        res.writeHead(out.head.status, flatFields(out.head.headers));
         try {
-          await pipeline(Readable.from(opened.body), res);
+          await sendBody(res, out.body);
         } catch (err) {
           // Truncated or tampered mid-body: the client must see a cut connection, never a short body.
           this.metrics.rejections.inc({ code: (err as SwsError).code ?? 'SWS_ERR_TRUNCATED' });
@@ -394,6 +477,16 @@ export class OuterSidecar {
     this.log.info('outer sidecar stopped');
     await flushLog(this.log);
   }
+}
+
+/** Writes a body that is whole (one write), absent, or streamed. */
+async function sendBody(res: ServerResponse, body: Uint8Array | AsyncIterable<Uint8Array> | null): Promise<void> {
+  if (body === null || body instanceof Uint8Array) {
+    res.end(body ?? undefined);
+    await finished(res);
+    return;
+  }
+  await writeBody(res, body);
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

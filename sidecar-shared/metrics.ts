@@ -13,6 +13,12 @@ export interface SidecarMetrics {
   readonly keyExchanges: Counter<'reason' | 'result'>;
   readonly cacheHits: Counter<'cache'>;
   readonly cacheMisses: Counter<'cache'>;
+  /** Conditional requests a cache sent, by result (not-modified, modified, error). */
+  readonly cacheRevalidations: Counter<'cache' | 'result'>;
+  /** Entries removed, by reason (size, expired, acl, user, replaced). */
+  readonly cacheEvictions: Counter<'cache' | 'reason'>;
+  readonly cacheBytes: Gauge<'cache'>;
+  readonly cacheEntries: Gauge<'cache'>;
   /** Every rejection, by stable error code. */
   readonly rejections: Counter<'code'>;
   readonly duration: Histogram<'outcome'>;
@@ -31,6 +37,10 @@ export function createMetrics(role: 'inner' | 'outer'): SidecarMetrics {
     keyExchanges: new Counter({ name: 'sws_key_exchanges_total', help: 'Session key exchanges (patent S103), by reason and result', labelNames: ['reason', 'result'], registers }),
     cacheHits: new Counter({ name: 'sws_cache_hits_total', help: 'Responses served from a cache', labelNames: ['cache'], registers }),
     cacheMisses: new Counter({ name: 'sws_cache_misses_total', help: 'Cache look-ups that missed', labelNames: ['cache'], registers }),
+    cacheRevalidations: new Counter({ name: 'sws_cache_revalidations_total', help: 'Conditional requests sent to refresh a cached response, by result', labelNames: ['cache', 'result'], registers }),
+    cacheEvictions: new Counter({ name: 'sws_cache_evictions_total', help: 'Cached responses removed, by reason', labelNames: ['cache', 'reason'], registers }),
+    cacheBytes: new Gauge({ name: 'sws_cache_bytes', help: 'Bytes held by the cache (bodies, headers and bookkeeping)', labelNames: ['cache'], registers }),
+    cacheEntries: new Gauge({ name: 'sws_cache_entries', help: 'Responses held by the cache', labelNames: ['cache'], registers }),
     rejections: new Counter({ name: 'sws_rejections_total', help: 'Rejected requests or messages, by stable error code', labelNames: ['code'], registers }),
     duration: new Histogram({
       name: 'sws_request_duration_seconds',

@@ -23,5 +23,11 @@ export { normalizeHost } from './acl/host.ts';
 export { parsePattern, type ParsedPattern } from './acl/pattern.ts';
 
 export { SqliteExchangeReplayGuard, REPLAY_DB_FILE } from './replay.ts';
+export { innerKeys, DEFAULT_OVERLAP_SECONDS, type InnerKeys, type InnerKeyRecord, type InnerKeyState, type RotateResult } from './innerkeys.ts';
+export { endorseKey, parseEndorsement, verifyEndorsement, EndorsementError, type KeyEndorsement } from './endorsement.ts';
+export { updateInnerServer, type ServerUpdate } from './serverkeys.ts';
+// Certificates (ca.ts, certcheck.ts, clientcerts.ts, usercerts.ts, x509.ts) are imported
+// from their modules directly: they load @peculiar/x509, which commands that never touch a
+// certificate should not pay for at start-up.
 export * from './errors.ts';
 export * as schemas from './validate.ts';

@@ -4,24 +4,18 @@
  * claim 6) and the users' registered public keys (claim 3: users are authenticated by key
  * pairs, not passwords, at the inner).
  */
-import { generateSealedKey, certificatePublicKeyPem, openSealedKey, publicKeyInfo } from './keys.ts';
+import { certificatePublicKeyPem, openSealedKey, publicKeyInfo } from './keys.ts';
+import { innerKeyContext, innerKeys } from './innerkeys.ts';
+import { sealAtRest } from '../core/atrest.ts';
+import { generateRsaKeyPair, toPem } from '../core/crypto.ts';
 import { internals, requireRole, type Store } from './db.ts';
-import { ExistsError, NotFoundError, NotInitializedError, UsageError } from './errors.ts';
+import { ExistsError, NotFoundError, UsageError } from './errors.ts';
 import { check, hostSchema, upstreamUrlSchema, userNameSchema } from './validate.ts';
 import { normalizeHost } from './acl/host.ts';
 import { KeyFormatError } from '../core/errors.ts';
 import type { RsaKeyBits } from '../core/crypto.ts';
 import type { Database } from 'better-sqlite3';
-
-export const INNER_KEY_CONTEXT = 'inner-key';
-
-interface InnerKeyRow {
-  bits: number;
-  public_key_pem: string;
-  key_id: string;
-  private_key_sealed: Uint8Array;
-  created_at: string;
-}
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 
 export interface InnerKey {
   publicKeyPem(): string;
@@ -34,42 +28,42 @@ export interface InnerKey {
 
 /** Generates and seals the inner's key pair; returns a `populate` step for createDataDir. */
 export async function prepareInnerKey(masterKey: CryptoKey, bits: RsaKeyBits, actor = 'api'): Promise<{ keyId: string; populate: (db: Database) => void }> {
-  const k = await generateSealedKey(masterKey, bits, INNER_KEY_CONTEXT);
+  const kp = await generateRsaKeyPair(bits);
+  let k: { keyId: string; publicKeyPem: string; sealed: Uint8Array };
+  try {
+    const info = await publicKeyInfo(toPem(kp.spki, 'PUBLIC KEY'));
+    k = { keyId: info.keyId, publicKeyPem: info.pem, sealed: await sealAtRest(masterKey, kp.pkcs8, innerKeyContext(info.keyId)) };
+  } finally {
+    kp.pkcs8.fill(0);
+  }
   return {
     keyId: k.keyId,
     populate(db) {
-      db.prepare('INSERT INTO inner_key (id, bits, public_key_pem, key_id, private_key_sealed, created_at) VALUES (1, ?, ?, ?, ?, ?)').run(
-        k.bits,
-        k.publicKeyPem,
+      db.prepare("INSERT INTO inner_keys (key_id, bits, public_key_pem, private_key_sealed, seal_context, state, created_at) VALUES (?, ?, ?, ?, ?, 'current', ?)").run(
         k.keyId,
+        bits,
+        k.publicKeyPem,
         k.sealed,
+        innerKeyContext(k.keyId),
         new Date().toISOString(),
       );
       db.prepare("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, 'inner.key', 'inner', ?)").run(
         new Date().toISOString(),
         actor,
-        JSON.stringify({ keyId: k.keyId, bits: k.bits }),
+        JSON.stringify({ keyId: k.keyId, bits }),
       );
     },
   };
 }
 
+/** The inner's current key pair (the one `sws inner key` prints); see innerkeys.ts for rotation. */
 export function innerKey(store: Store): InnerKey {
-  requireRole(store, 'inner', 'the inner key pair');
-  const i = internals(store);
-  const row = (): InnerKeyRow => {
-    const r = i.read(() => i.prepare('SELECT * FROM inner_key WHERE id = 1').get() as InnerKeyRow | undefined);
-    if (!r) throw new NotInitializedError(`the inner data dir ${store.dataDir} has no key pair: re-create it with \`sws inner init --force\``);
-    return r;
-  };
+  const keys = innerKeys(store);
   return {
-    publicKeyPem: () => row().public_key_pem,
-    keyId: () => row().key_id,
-    bits: () => row().bits,
-    async privateKeyPkcs8() {
-      const r = row();
-      return openSealedKey(await store.masterKey(), r.private_key_sealed, INNER_KEY_CONTEXT);
-    },
+    publicKeyPem: () => keys.current().publicKeyPem,
+    keyId: () => keys.current().keyId,
+    bits: () => keys.current().bits,
+    privateKeyPkcs8: () => keys.privateKeyPkcs8(keys.current().keyId),
   };
 }
 
@@ -80,6 +74,10 @@ export interface Site {
   upstream: string;
   /** PEM certificate(s) of a private CA trusted for this upstream's TLS. */
   caPem?: string;
+  /** The TLS client certificate (PEM, with any chain) the inner presents to this upstream. */
+  clientCertPem?: string;
+  /** Whether a sealed client private key is stored (read it with `sites(store).clientKeyPem(host)`). */
+  clientKey?: boolean;
   createdAt: string;
 }
 
@@ -87,17 +85,47 @@ interface SiteRow {
   host: string;
   upstream: string;
   ca_pem: string | null;
+  client_cert_pem: string | null;
+  client_key_sealed: Uint8Array | null;
   created_at: string;
 }
 
-const toSite = (r: SiteRow): Site => ({ host: r.host, upstream: r.upstream, ...(r.ca_pem !== null ? { caPem: r.ca_pem } : {}), createdAt: r.created_at });
+const toSite = (r: SiteRow): Site => ({
+  host: r.host,
+  upstream: r.upstream,
+  ...(r.ca_pem !== null ? { caPem: r.ca_pem } : {}),
+  ...(r.client_cert_pem !== null ? { clientCertPem: r.client_cert_pem } : {}),
+  ...(r.client_key_sealed !== null ? { clientKey: true } : {}),
+  createdAt: r.created_at,
+});
+
+export const siteClientKeyContext = (host: string) => `site-client-key:${host}`;
+
+export interface SiteInput {
+  host: string;
+  upstream: string;
+  caPem?: string | undefined;
+  /** TLS client certificate and sealed key for the inner↔WWW link (claim 6), from `sites(store).sealClientIdentity`. */
+  clientIdentity?: SealedClientIdentity | undefined;
+}
+
+/** A TLS client certificate with its private key sealed for one host. */
+export interface SealedClientIdentity {
+  readonly host: string;
+  readonly certPem: string;
+  readonly sealed: Uint8Array;
+}
 
 export interface Sites {
   /** The site for `host` (any form normalizeHost accepts), or undefined. */
   get(host: string): Site | undefined;
   list(): Site[];
-  add(input: { host: string; upstream: string; caPem?: string | undefined }, opts?: { replace?: boolean }): Site;
+  add(input: SiteInput, opts?: { replace?: boolean }): Site;
+  /** Checks that the key belongs to the certificate and seals it for `host` (async: the master key). */
+  sealClientIdentity(host: string, certPem: string, keyPem: string): Promise<SealedClientIdentity>;
   remove(host: string): void;
+  /** The site's TLS client private key as PEM (PKCS #8), unsealed; undefined when it has none. */
+  clientKeyPem(host: string): Promise<string | undefined>;
 }
 
 export function sites(store: Store): Sites {
@@ -128,15 +156,39 @@ export function sites(store: Store): Sites {
         if (!upstream.startsWith('https:')) throw new UsageError('a CA applies only to an https:// upstream', '--ca');
         caPem = validateCaBundle(input.caPem);
       }
+      const client = input.clientIdentity ?? null;
+      if (client) {
+        if (!upstream.startsWith('https:')) throw new UsageError('a client certificate applies only to an https:// upstream', '--client-cert');
+        if (client.host !== host) throw new UsageError('the client identity was sealed for another host', '--client-cert');
+      }
       i.write(() => {
         const old = byHost(host);
         if (old && !opts.replace) throw new ExistsError(`a site for ${host} already exists (upstream ${old.upstream}); add --replace to change it`);
         i.prepare(
-          'INSERT INTO sites (host, upstream, ca_pem, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET upstream = excluded.upstream, ca_pem = excluded.ca_pem',
-        ).run(host, upstream, caPem, new Date().toISOString());
-        i.audit(old ? 'site.replace' : 'site.add', host, { upstream, ca: caPem !== null });
+          'INSERT INTO sites (host, upstream, ca_pem, client_cert_pem, client_key_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET upstream = excluded.upstream, ca_pem = excluded.ca_pem, client_cert_pem = excluded.client_cert_pem, client_key_sealed = excluded.client_key_sealed',
+        ).run(host, upstream, caPem, client?.certPem ?? null, client?.sealed ?? null, new Date().toISOString());
+        i.audit(old ? 'site.replace' : 'site.add', host, { upstream, ca: caPem !== null, clientCert: client !== null });
       });
       return toSite(byHost(host)!);
+    },
+    async sealClientIdentity(host, certPem, keyPem) {
+      const h = check(hostSchema, host, 'HOST');
+      const v = validateClientIdentity(certPem, keyPem);
+      try {
+        return { host: h, certPem: v.certPem, sealed: await sealAtRest(await store.masterKey(), v.pkcs8, siteClientKeyContext(h)) };
+      } finally {
+        v.pkcs8.fill(0);
+      }
+    },
+    async clientKeyPem(host) {
+      const r = i.read(() => byHost(normalizeHost(host)));
+      if (!r?.client_key_sealed) return undefined;
+      const pkcs8 = await openSealedKey(await store.masterKey(), r.client_key_sealed, siteClientKeyContext(r.host));
+      try {
+        return toPem(pkcs8, 'PRIVATE KEY');
+      } finally {
+        pkcs8.fill(0);
+      }
     },
     remove(host) {
       const key = check(hostSchema, host, 'HOST');
@@ -147,6 +199,23 @@ export function sites(store: Store): Sites {
     },
   };
   return repo;
+}
+
+/**
+ * A TLS client identity: the certificate (with any chain) and a private key that matches it.
+ * Returns the certificates re-encoded and the key as PKCS #8 DER. Throws KeyFormatError.
+ */
+function validateClientIdentity(certPem: string, keyPem: string): { certPem: string; pkcs8: Uint8Array } {
+  const certs = validateCaBundle(certPem);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: keyPem, format: 'pem' });
+  } catch (cause) {
+    throw new KeyFormatError('the client key is not a PEM private key (unencrypted PKCS #8, RSA or EC)', { cause });
+  }
+  const leaf = new X509Certificate(certs);
+  if (!leaf.checkPrivateKey(key)) throw new KeyFormatError('the client key does not belong to the client certificate');
+  return { certPem: certs, pkcs8: new Uint8Array(key.export({ type: 'pkcs8', format: 'der' })) };
 }
 
 /** Accepts one or more PEM certificates; returns them re-encoded. Throws KeyFormatError. */
@@ -181,13 +250,23 @@ const toClient = (r: ClientRow): RegisteredClient => ({
   createdAt: r.created_at,
 });
 
+/** What a certificate registration found: until when it is valid, and why it is refused now, if it is. */
+export interface ClientCertificateStatus {
+  readonly notAfter: string;
+  readonly refused?: { readonly code: string; readonly message: string };
+}
+
 export interface Clients {
   get(user: string): RegisteredClient | undefined;
   /** The user whose registered key has this ID (hex), or undefined. */
   findByKeyId(keyIdHex: string): RegisteredClient | undefined;
   list(): RegisteredClient[];
-  /** Registers a user's public key (PEM SPKI) and/or certificate; if both, they must match. */
-  add(input: { user: string; publicKeyPem?: string | undefined; certPem?: string | undefined }, opts?: { replace?: boolean }): Promise<RegisteredClient>;
+  /**
+   * Registers a user's public key (PEM SPKI) and/or certificate; if both, they must match. A
+   * certificate's subject CN must be the user name; whether the inner would accept it now
+   * (validity, trusted CA, revocation) is reported in `certificate`, and decided again at every exchange.
+   */
+  add(input: { user: string; publicKeyPem?: string | undefined; certPem?: string | undefined }, opts?: { replace?: boolean }): Promise<RegisteredClient & { certificate?: ClientCertificateStatus }>;
   remove(user: string): void;
 }
 
@@ -216,13 +295,18 @@ export function clients(store: Store): Clients {
       if (input.publicKeyPem === undefined && input.certPem === undefined) throw new UsageError('a public key (--key FILE) or a certificate (--cert FILE) is required', '--key');
       let certPem: string | null = null;
       let pem = input.publicKeyPem;
+      let certificate: ClientCertificateStatus | undefined;
       if (input.certPem !== undefined) {
         const c = certificatePublicKeyPem(input.certPem);
-        certPem = c.certPem;
         if (pem === undefined) pem = c.publicKeyPem;
         else if ((await publicKeyInfo(pem)).keyId !== (await publicKeyInfo(c.publicKeyPem)).keyId) {
           throw new UsageError('the certificate does not hold the public key given with --key', '--cert');
         }
+        // Chain, usage and name checks need @peculiar/x509: loaded only when a certificate is given.
+        const { checkForRegistration } = await import('./clientcerts.ts');
+        const checked = await checkForRegistration(store, user, input.certPem);
+        certPem = checked.chainPem;
+        certificate = { notAfter: new Date(checked.notAfter).toISOString(), ...(checked.verdict ? { refused: { code: checked.verdict.code, message: checked.verdict.message } } : {}) };
       }
       const key = await publicKeyInfo(pem!);
       i.write(() => {
@@ -233,7 +317,7 @@ export function clients(store: Store): Clients {
         ).run(user, key.pem, key.keyId, certPem, new Date().toISOString());
         i.audit(old ? 'client.replace' : 'client.add', user, { keyId: key.keyId, cert: certPem !== null });
       });
-      return toClient(byUser(user)!);
+      return { ...toClient(byUser(user)!), ...(certificate ? { certificate } : {}) };
     },
     remove(user) {
       i.write(() => {

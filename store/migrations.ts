@@ -106,6 +106,65 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE acl_changes (generation INTEGER PRIMARY KEY, user TEXT NOT NULL) STRICT;
     `),
   },
+  {
+    version: 3,
+    description: 'certificates (claim 3): CA, issued certificates, trusted CAs, revocations; rotating inner keys; TLS client identity per site (claim 6); user certificates at the outer',
+    up: sql(`
+      CREATE TABLE inner_keys (
+        key_id TEXT PRIMARY KEY,
+        bits INTEGER NOT NULL,
+        public_key_pem TEXT NOT NULL,
+        private_key_sealed BLOB NOT NULL,
+        seal_context TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('current', 'retiring', 'retired')),
+        created_at TEXT NOT NULL,
+        retire_at TEXT,
+        endorsement TEXT
+      ) STRICT;
+      CREATE UNIQUE INDEX inner_keys_one_current ON inner_keys (state) WHERE state = 'current';
+      INSERT INTO inner_keys (key_id, bits, public_key_pem, private_key_sealed, seal_context, state, created_at)
+        SELECT key_id, bits, public_key_pem, private_key_sealed, 'inner-key', 'current', created_at FROM inner_key;
+      DROP TABLE inner_key;
+
+      CREATE TABLE ca (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        bits INTEGER NOT NULL,
+        cert_pem TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        private_key_sealed BLOB NOT NULL,
+        created_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE ca_issued (
+        issuer_key_id TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        cert_pem TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        PRIMARY KEY (issuer_key_id, serial)
+      ) STRICT;
+      CREATE TABLE ca_trusted (
+        fingerprint TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        cert_pem TEXT NOT NULL,
+        added_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE cert_revocations (
+        issuer_key_id TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at TEXT NOT NULL,
+        PRIMARY KEY (issuer_key_id, serial)
+      ) STRICT;
+
+      ALTER TABLE sites ADD COLUMN client_cert_pem TEXT;
+      ALTER TABLE sites ADD COLUMN client_key_sealed BLOB;
+      ALTER TABLE outer_users ADD COLUMN cert_pem TEXT;
+    `),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -11,7 +11,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description("register USER's public key (from `sws user key USER` at the outer)")
     .argument('<USER>', 'user name, as at the outer')
     .option('--key <FILE>', 'PEM public key (SPKI, "BEGIN PUBLIC KEY")')
-    .option('--cert <FILE>', 'PEM certificate holding the key (where certificates are used)')
+    .option('--cert <FILE>', 'PEM certificate holding the key, with any intermediates: accepted while valid, unrevoked and issued by a trusted CA (`sws ca`); its CN must be USER')
     .option('--replace', "replace the user's registered key")
     .action(async (user: string, opts: { key?: string; cert?: string; replace?: boolean }, cmd: Command) => {
       const publicKeyPem = opts.key !== undefined ? readInputFile(opts.key, '--key', ctx) : undefined;
@@ -20,7 +20,9 @@ export function register(program: Command, ctx: CliContext): void {
       const c = await withStore(cmd, ctx, 'inner', (store) =>
         asKeyInput(flag, (opts.key ?? opts.cert) ?? '', () => clients(store).add({ user, publicKeyPem, certPem }, { replace: opts.replace ?? false })),
       );
-      ctx.out(`registered ${c.user}: ${fingerprintOf(c.keyId)}${c.certPem ? ' (certificate)' : ''}`);
+      ctx.out(`registered ${c.user}: ${fingerprintOf(c.keyId)}${c.certificate ? ` (certificate, valid until ${c.certificate.notAfter})` : ''}`);
+      // Validity, trust and revocation are decided again at every exchange: say what today's answer is.
+      if (c.certificate?.refused) ctx.note(`warning: the inner refuses this certificate now (${c.certificate.refused.code}): ${c.certificate.refused.message}`);
     });
 
   client

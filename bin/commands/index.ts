@@ -19,6 +19,8 @@ export interface LazyCommandModule {
 export const COMMAND_MODULES: readonly LazyCommandModule[] = [
   { words: 'inner', load: () => import('./inner.ts') },
   { words: 'inner start', load: () => import('./inner-start.ts') },
+  { words: 'inner key', load: () => import('./inner-key.ts') },
+  { words: 'ca', load: () => import('./ca.ts') },
   { words: 'outer', load: () => import('./outer.ts') },
   { words: 'outer start', load: () => import('./outer-start.ts') },
   { words: 'client', load: () => import('./client.ts') },

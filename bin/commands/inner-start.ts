@@ -6,8 +6,9 @@ import { parseListen } from '../../sidecar-shared/listen.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, type CliContext } from './common.ts';
 import { intFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+import { addCacheOptions, cacheLimits, type CacheFlags } from './cache-flags.ts';
 
-interface Flags {
+interface Flags extends CacheFlags {
   listen: string;
   adminListen?: string;
   forwardedUserHeader: string;
@@ -22,7 +23,7 @@ interface Flags {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  group(program, 'inner')
+  const start = group(program, 'inner')
     .command('start')
     .description('run the inner sidecar: open envelopes, check the ACL, forward to the WWW server')
     .requiredOption('--listen <HOST:PORT>', 'where outers send envelopes (port 0: any free port)')
@@ -35,7 +36,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--max-sessions <N>', 'most sessions held at once (default 100000)')
     .option('--session-lifetime <SECONDS>', 'longest life of a session key (default 3600)')
     .option('--idle-timeout <SECONDS>', 'a session unused this long is dropped (default 600)')
-    .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(INNER_DEFAULTS.logLevel))
+    .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(INNER_DEFAULTS.logLevel));
+  addCacheOptions(start, 'shared cache of WWW responses')
     .action(async (opts: Flags, cmd: Command) => {
       const header = opts.forwardedUserHeader.toLowerCase();
       if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw new UsageError('must be an HTTP header name', '--forwarded-user-header');
@@ -53,6 +55,7 @@ export function register(program: Command, ctx: CliContext): void {
         upstreamBodyTimeoutMs: intFlag(opts.bodyTimeout, '--body-timeout', 0, 86_400_000) ?? INNER_DEFAULTS.upstreamBodyTimeoutMs,
         shutdownGraceMs: intFlag(opts.grace, '--grace', 0, 3_600_000) ?? INNER_DEFAULTS.shutdownGraceMs,
         logLevel: opts.logLevel,
+        cache: cacheLimits(opts),
         policy: {
           ...policy,
           ...(maxSessions !== undefined ? { maxSessions } : {}),

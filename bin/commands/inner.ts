@@ -1,6 +1,7 @@
 /** `sws inner init | key | site add/remove/list`: the inner's data dir, key pair 39 and sites. */
 import { Option, type Command } from 'commander';
-import { initStore, innerKey, sites, type Site } from '../../store/index.ts';
+import { initStore, innerKey, sites, UsageError, type Site } from '../../store/index.ts';
+import { innerKeys } from '../../store/innerkeys.ts';
 import { dataDirOf, group, readInputFile, asKeyInput, storeOptions, table, withStore, fingerprintOf, type CliContext } from './common.ts';
 import { describeMasterKey } from './outer.ts';
 import type { RsaKeyBits } from '../../core/crypto.ts';
@@ -26,11 +27,22 @@ export function register(program: Command, ctx: CliContext): void {
       );
     });
 
-  inner
-    .command('key')
-    .description("print the inner's public key (PEM, SPKI) on stdout")
-    .action(async (_opts: object, cmd: Command) => {
-      await withStore(cmd, ctx, 'inner', (store) => ctx.stdout.write(innerKey(store).publicKeyPem()), { readonly: true });
+  // `group`: inner-key.ts adds `key rotate | list | retire` under the same command.
+  group(inner, 'key', "print the inner's public key (PEM, SPKI) on stdout; rotate, list and retire keys")
+    .option('--statement', 'print instead the signed statement by which the previous key endorsed the current one (for `sws server update --statement`)')
+    .action(async (opts: { statement?: boolean }, cmd: Command) => {
+      await withStore(
+        cmd,
+        ctx,
+        'inner',
+        (store) => {
+          if (!opts.statement) return void ctx.stdout.write(innerKey(store).publicKeyPem());
+          const current = innerKeys(store).current();
+          if (!current.endorsement) throw new UsageError('the current inner key was not made by `sws inner key rotate`: it has no endorsement statement', '--statement');
+          ctx.json(current.endorsement);
+        },
+        { readonly: true },
+      );
     });
 
   const site = group(inner, 'site', 'the WWW servers the inner forwards to, by host');
@@ -41,13 +53,24 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('<HOST>', 'host name as clients use it (a port other than 80/443 is part of it)')
     .requiredOption('--upstream <URL>', 'origin of the WWW server: http://HOST[:PORT] or https://HOST[:PORT]')
     .option('--ca <FILE>', 'PEM certificate(s) of a private CA to trust for an https upstream')
+    .option('--client-cert <FILE>', 'TLS client certificate (PEM, with any intermediates) the inner presents to an https upstream')
+    .option('--client-key <FILE>', 'its private key (PEM); stored sealed under the master key')
     .option('--replace', 'change an existing site')
-    .action(async (host: string, opts: { upstream: string; ca?: string; replace?: boolean }, cmd: Command) => {
+    .action(async (host: string, opts: { upstream: string; ca?: string; clientCert?: string; clientKey?: string; replace?: boolean }, cmd: Command) => {
       const caPem = opts.ca !== undefined ? readInputFile(opts.ca, '--ca', ctx) : undefined;
-      const s = await withStore(cmd, ctx, 'inner', (store) =>
-        asKeyInput('--ca', opts.ca ?? '', () => sites(store).add({ host, upstream: opts.upstream, caPem }, { replace: opts.replace ?? false })),
-      );
-      ctx.out(`site ${s.host} → ${s.upstream}${s.caPem ? ' (private CA)' : ''}`);
+      if ((opts.clientCert === undefined) !== (opts.clientKey === undefined)) {
+        throw new UsageError('--client-cert and --client-key go together', opts.clientCert === undefined ? '--client-cert' : '--client-key');
+      }
+      const certPem = opts.clientCert !== undefined ? readInputFile(opts.clientCert, '--client-cert', ctx) : undefined;
+      const keyPem = opts.clientKey !== undefined ? readInputFile(opts.clientKey, '--client-key', ctx) : undefined;
+      const s = await withStore(cmd, ctx, 'inner', async (store) => {
+        const clientIdentity =
+          certPem !== undefined && keyPem !== undefined
+            ? await asKeyInput('--client-cert', opts.clientCert!, () => sites(store).sealClientIdentity(host, certPem, keyPem))
+            : undefined;
+        return asKeyInput('--ca', opts.ca ?? '', () => sites(store).add({ host, upstream: opts.upstream, caPem, clientIdentity }, { replace: opts.replace ?? false }));
+      });
+      ctx.out(`site ${s.host} → ${s.upstream}${s.caPem ? ' (private CA)' : ''}${s.clientCertPem ? ' (client certificate)' : ''}`);
     });
 
   site
@@ -65,7 +88,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const list = await withStore(cmd, ctx, 'inner', (store) => sites(store).list(), { readonly: true });
-      if (opts.json) return ctx.json(list.map((s: Site) => ({ host: s.host, upstream: s.upstream, ca: s.caPem !== undefined, createdAt: s.createdAt })));
+      if (opts.json) return ctx.json(list.map((s: Site) => ({ host: s.host, upstream: s.upstream, ca: s.caPem !== undefined, clientCert: s.clientCertPem !== undefined, createdAt: s.createdAt })));
       if (list.length === 0) return ctx.note('no sites (add one with `sws inner site add HOST --upstream URL`)');
       ctx.out(table(['HOST', 'UPSTREAM', 'CA', 'CREATED'], list.map((s) => [s.host, s.upstream, s.caPem ? 'private' : '-', s.createdAt])));
     });

@@ -6,10 +6,12 @@ import { OUTER_DEFAULTS, type OuterSidecarConfig } from '../../sidecar-outer/con
 import { parseListen } from '../../sidecar-shared/listen.ts';
 import { PolicyError } from '../../core/errors.ts';
 import { UsageError } from '../../store/index.ts';
-import { dataDirOf, group, type CliContext } from './common.ts';
+import { dataDirOf, group, readInputFile, type CliContext } from './common.ts';
+import { checkTlsIdentity } from './tls-files.ts';
 import { intFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+import { addOuterOptions, outerCacheConfig, portalConfig, type OuterCacheFlags } from './cache-flags.ts';
 
-interface Flags {
+interface Flags extends OuterCacheFlags {
   listen: string;
   adminListen?: string;
   rekey: string;
@@ -17,11 +19,13 @@ interface Flags {
   connectTimeout?: string;
   innerProxy?: string;
   grace?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   logLevel: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  group(program, 'outer')
+  const start = group(program, 'outer')
     .command('start')
     .description('run the outer sidecar: authenticate users, seal their requests to the inner, open the answers')
     .requiredOption('--listen <HOST:PORT>', 'where clients connect (use it as their HTTP proxy; port 0: any free port)')
@@ -31,7 +35,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--connect-timeout <MS>', `inner connect timeout (default ${OUTER_DEFAULTS.connectTimeoutMs})`)
     .option('--inner-proxy <URL>', 'send envelopes through this HTTP proxy (http://HOST:PORT)')
     .option('--grace <MS>', `shutdown grace period for requests in flight (default ${OUTER_DEFAULTS.shutdownGraceMs})`)
-    .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(OUTER_DEFAULTS.logLevel))
+    .option('--tls-cert <FILE>', 'serve clients over HTTPS (claim 7): PEM certificate, with any intermediates')
+    .option('--tls-key <FILE>', 'the private key of --tls-cert (PEM)')
+    .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(OUTER_DEFAULTS.logLevel));
+  addOuterOptions(start)
     .action(async (opts: Flags, cmd: Command) => {
       let rekey;
       try {
@@ -41,6 +48,8 @@ export function register(program: Command, ctx: CliContext): void {
         throw e;
       }
       if (opts.innerProxy !== undefined && !/^http:\/\/[^/@\s]+(:\d+)?\/?$/.test(opts.innerProxy)) throw new UsageError('must be http://HOST:PORT', '--inner-proxy');
+      const portal = portalConfig(opts);
+      const tls = tlsConfig(opts, ctx);
       const config: OuterSidecarConfig = {
         dataDir: dataDirOf(cmd, ctx),
         listen: parseListen(opts.listen, '--listen'),
@@ -52,8 +61,23 @@ export function register(program: Command, ctx: CliContext): void {
         shutdownGraceMs: intFlag(opts.grace, '--grace', 0, 3_600_000) ?? OUTER_DEFAULTS.shutdownGraceMs,
         logLevel: opts.logLevel,
         ...(opts.innerProxy ? { innerProxy: opts.innerProxy } : {}),
+        ...(tls ? { tls } : {}),
+        cache: outerCacheConfig(opts),
+        ...(portal ? { portal } : {}),
+        clearOnUserSwitch: opts.clearOnUserSwitch,
       };
       const sidecar = await OuterSidecar.start(config);
       await runUntilSignal(sidecar);
     });
+}
+
+/** `--tls-cert` and `--tls-key` together, read and checked here at the edge (a mismatch is exit 2). */
+function tlsConfig(opts: Flags, ctx: CliContext): { certPem: string; keyPem: string } | undefined {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) return undefined;
+  if (opts.tlsCert === undefined) throw new UsageError('--tls-key needs --tls-cert', '--tls-cert');
+  if (opts.tlsKey === undefined) throw new UsageError('--tls-cert needs --tls-key', '--tls-key');
+  const certPem = readInputFile(opts.tlsCert, '--tls-cert', ctx);
+  const keyPem = readInputFile(opts.tlsKey, '--tls-key', ctx);
+  checkTlsIdentity(certPem, keyPem, '--tls-cert', '--tls-key');
+  return { certPem, keyPem };
 }

@@ -1,6 +1,6 @@
 /** `sws server add | remove | list`: the outer's inner-server list 19 (destination changer 20). */
 import type { Command } from 'commander';
-import { innerServers } from '../../store/index.ts';
+import { innerServers, updateInnerServer } from '../../store/index.ts';
 import { asKeyInput, fingerprintOf, group, readInputFile, table, withStore, type CliContext } from './common.ts';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -20,6 +20,27 @@ export function register(program: Command, ctx: CliContext): void {
         asKeyInput('--key', opts.key, () => innerServers(store).add({ name, url: opts.url, publicKeyPem, hosts: opts.hosts }, { replace: opts.replace ?? false })),
       );
       ctx.out(`inner server ${s.name} at ${s.url} (${fingerprintOf(s.keyId)}) fronts ${s.hosts.join(', ')}`);
+    });
+
+  server
+    .command('update')
+    .description("change an inner server in place, e.g. its key after `sws inner key rotate`: the running outer uses the new key from its next exchange")
+    .argument('<NAME>')
+    .option('--key <FILE>', 'its new public key (PEM, from `sws inner key`)')
+    .option('--statement <FILE>', 'the endorsement from `sws inner key --statement`: the new key, verified against the key held now')
+    .option('--url <URL>', 'where the inner sidecar listens now')
+    .option('--hosts <HOST,...>', 'the WWW hosts it fronts now (comma-separated; replaces the list)')
+    .action(async (name: string, opts: { key?: string; statement?: string; url?: string; hosts?: string }, cmd: Command) => {
+      const publicKeyPem = opts.key !== undefined ? readInputFile(opts.key, '--key', ctx) : undefined;
+      const statement = opts.statement !== undefined ? readInputFile(opts.statement, '--statement', ctx) : undefined;
+      const r = await withStore(cmd, ctx, 'outer', (store) =>
+        asKeyInput(opts.key !== undefined ? '--key' : '--statement', opts.key ?? opts.statement ?? '', () => updateInnerServer(store, name, { publicKeyPem, statement, url: opts.url, hosts: opts.hosts })),
+      );
+      const moved = r.server.keyId !== r.previousKeyId;
+      ctx.out(
+        `inner server ${r.server.name} at ${r.server.url} (${fingerprintOf(r.server.keyId)}) fronts ${r.server.hosts.join(', ')}` +
+          (moved ? `; key changed from ${fingerprintOf(r.previousKeyId)}${r.endorsed ? ' (endorsed by it)' : ''}` : ''),
+      );
     });
 
   server

@@ -2,7 +2,9 @@
 import { Option, type Command } from 'commander';
 import { NotFoundError, outerUsers, schemas } from '../../store/index.ts';
 import type { RsaKeyBits } from '../../core/crypto.ts';
-import { arg, fingerprintOf, group, readPasswordStdin, table, withStore, type CliContext } from './common.ts';
+import { arg, asKeyInput, fingerprintOf, group, readInputFile, readPasswordStdin, table, withStore, type CliContext } from './common.ts';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 export function register(program: Command, ctx: CliContext): void {
   const user = group(program, 'user');
@@ -35,6 +37,49 @@ export function register(program: Command, ctx: CliContext): void {
           ctx.stdout.write(u.publicKeyPem);
         },
         { readonly: true },
+      );
+    });
+
+  user
+    .command('csr')
+    .description("print a certificate request (PKCS #10, CN = USER) signed with USER's key, for `sws ca sign --csr` at the inner")
+    .argument('<USER>')
+    .option('--out <FILE>', 'write the request here instead of stdout')
+    .action(async (name: string, opts: { out?: string }, cmd: Command) => {
+      const { userCertificates } = await import('../../store/usercerts.ts');
+      const pem = await withStore(cmd, ctx, 'outer', (store) => userCertificates(store).csr(name), { readonly: true });
+      if (opts.out === undefined) ctx.stdout.write(pem);
+      else writeFileSync(resolve(ctx.cwd, opts.out), pem, { mode: 0o644 });
+    });
+
+  user
+    .command('cert')
+    .description("install USER's certificate (from `sws ca sign` at the inner); without FILE, print the installed one")
+    .argument('<USER>')
+    .argument('[FILE]', 'the certificate (PEM, with any intermediates); it must hold USER\'s current key and CN = USER')
+    .action(async (name: string, file: string | undefined, _opts: object, cmd: Command) => {
+      const { userCertificates } = await import('../../store/usercerts.ts');
+      if (file === undefined) {
+        const c = await withStore(cmd, ctx, 'outer', (store) => userCertificates(store).get(name), { readonly: true });
+        if (!c) throw new NotFoundError(`no certificate installed for ${name} (make one: \`sws user csr ${name}\`, then \`sws ca sign\` at the inner)`);
+        return void ctx.stdout.write(c.certPem);
+      }
+      const pem = readInputFile(file, 'FILE', ctx);
+      const c = await withStore(cmd, ctx, 'outer', (store) => asKeyInput('FILE', file, () => userCertificates(store).install(name, pem)));
+      ctx.out(`installed the certificate of ${c.user} (serial ${c.serial}, issued by ${c.issuer}, valid until ${c.notAfter}); register it at the inner: sws client add ${c.user} --cert FILE --replace`);
+    });
+
+  user
+    .command('rekey')
+    .description("replace USER's key pair (the old private key is destroyed): running outers sign with the new key from the next exchange")
+    .argument('<USER>')
+    .addOption(new Option('--key-bits <BITS>', 'RSA size of the new key pair').choices(['2048', '3072', '4096']).default('2048'))
+    .action(async (name: string, opts: { keyBits: string }, cmd: Command) => {
+      const { userCertificates } = await import('../../store/usercerts.ts');
+      const r = await withStore(cmd, ctx, 'outer', (store) => userCertificates(store).rekey(name, Number(opts.keyBits) as RsaKeyBits));
+      ctx.out(
+        `new key for ${name}: ${fingerprintOf(r.keyId)} (was ${fingerprintOf(r.previousKeyId)}); register it at the inner: ` +
+          `sws user key ${name} > ${name}.pem, then sws client add ${name} --key ${name}.pem --replace`,
       );
     });
 

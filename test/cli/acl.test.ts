@@ -196,8 +196,10 @@ try {
 test('client add --cert registers the key inside a certificate; --key and --cert must match', { skip: !haveOpenssl && 'openssl not installed' }, async () => {
   const key = join(tmp.dir, 'carl.key');
   const crt = join(tmp.dir, 'carl.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '1', '-subj', '/CN=carl'], { stdio: 'ignore' });
-  expectOk(await inproc(['client', 'add', 'carl', '--cert', crt, '--data', IN]));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '1', '-subj', '/CN=carl', '-addext', 'basicConstraints=critical,CA:FALSE'], { stdio: 'ignore' });
+  // Registered, but a self-signed certificate chains to no trusted CA: the inner says so (test/cli/ca.test.ts).
+  const reg = expectOk(await inproc(['client', 'add', 'carl', '--cert', crt, '--data', IN]));
+  assert.match(reg.stderr, /SWS_ERR_CERT_UNTRUSTED/);
   const carl = (JSON.parse(expectOk(await inproc(['client', 'list', '--json', '--data', IN])).stdout) as { user: string; certificate: boolean }[]).find((c) => c.user === 'carl');
   assert.equal(carl?.certificate, true);
   expectFail(await inproc(['client', 'add', 'dora', '--key', ALICE, '--cert', crt, '--data', IN]), 2, '--cert', 'does not hold');

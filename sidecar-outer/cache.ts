@@ -1,0 +1,143 @@
+/**
+ * The outer's private caches of decrypted responses, one partition per user (claim 4,
+ * patent 0066–0068): a hit is answered without contacting the inner or the WWW server.
+ *
+ * Revocation (docs/CACHING.md): an entry is served without asking the inner only while
+ * (1) it is fresh by RFC 9111 for a private cache, (2) it was confirmed by the inner less than
+ * `recheckMs` ago, and (3) the user's ACL epoch the inner last reported is the one the entry
+ * was stored under. Every sealed answer carries the user's epoch; a different one drops that
+ * user's entries from that inner. Past the recheck time a conditional request goes through
+ * the tunnel, where the inner checks the ACL before it answers 304 or anything else.
+ */
+import type { FieldLine, RequestHead, ResponseHead } from '../core/bhttp.ts';
+import type { BodySource } from '../core/messages.ts';
+import { ACL_EPOCH_HEADER, HttpCache, headerRecord, teeInto, type CacheEntry, type CachedAnswer, type CacheLimits, type CacheRequest } from '../sidecar-shared/cache.ts';
+import type { SidecarMetrics } from '../sidecar-shared/metrics.ts';
+import type { ProxyTarget } from './target.ts';
+
+export interface OuterCacheConfig extends CacheLimits {
+  /** Longest time a cached answer is served without the inner confirming the user's access. */
+  readonly recheckMs: number;
+}
+
+export const DEFAULT_RECHECK_MS = 30_000;
+
+interface OuterMeta {
+  readonly inner: string;
+  readonly epoch: number;
+  /** When the inner last answered for this entry (and so checked the ACL). */
+  readonly checkedAt: number;
+}
+
+export type OuterAnswer = { readonly head: ResponseHead; readonly body: BodySource };
+
+export type OuterPlan =
+  | { readonly kind: 'hit'; readonly answer: CachedAnswer }
+  | {
+      readonly kind: 'forward';
+      /** What to seal and send (the client's request, or a conditional one that revalidates). */
+      readonly head: RequestHead;
+      /** Given the inner's opened answer, what the client gets. Always removes the epoch field. */
+      complete(head: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer;
+    };
+
+export class OuterCache {
+  readonly store: HttpCache<OuterMeta>;
+  readonly #recheckMs: number;
+  /** user \n inner → the epoch the inner reported last. */
+  readonly #epochs = new Map<string, number>();
+  readonly #now: () => number;
+
+  constructor(config: OuterCacheConfig, metrics: SidecarMetrics, now: () => number = Date.now) {
+    this.store = new HttpCache<OuterMeta>({ name: 'outer', shared: false, limits: config, metrics, refuseSetCookie: true });
+    this.#recheckMs = config.recheckMs;
+    this.#now = now;
+  }
+
+  plan(user: string, inner: string, target: ProxyTarget, head: RequestHead, bodyless: boolean): OuterPlan {
+    const observeOnly = (h: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer => ({ head: this.#observe(user, inner, h).head, body });
+    if (!this.store.enabled || !bodyless || (head.method !== 'GET' && head.method !== 'HEAD')) return { kind: 'forward', head, complete: observeOnly };
+    const key = `${inner}\n${target.origin}${target.pathAndQuery}`;
+    const req: CacheRequest = { method: head.method, url: `${target.origin}${target.pathAndQuery}`, headers: headerRecord(head.headers, { host: target.host }) };
+    const found = this.store.lookup(user, key, req);
+    if (found.kind === 'fresh' && this.#trusted(user, found.entry)) {
+      this.store.hit();
+      return { kind: 'hit', answer: this.store.answer(found.entry, req) };
+    }
+    if (found.kind === 'miss') {
+      this.store.miss();
+      return { kind: 'forward', head, complete: (h, body) => this.#keep(user, inner, key, req, h, body) };
+    }
+    const entry = found.entry;
+    const validators = entry.fields.some(([n]) => n === 'etag' || n === 'last-modified');
+    const fields = validators ? this.store.revalidationFields(entry, req, head.headers) : head.headers;
+    return { kind: 'forward', head: { ...head, headers: fields }, complete: (h, body) => this.#afterRevalidation(user, inner, entry, key, req, h, body) };
+  }
+
+  #trusted(user: string, e: CacheEntry<OuterMeta>): boolean {
+    return this.#now() - e.meta.checkedAt < this.#recheckMs && this.#epochs.get(`${user}\n${e.meta.inner}`) === e.meta.epoch;
+  }
+
+  /** Reads and removes the epoch field; a changed epoch drops the user's entries from that inner. */
+  #observe(user: string, inner: string, head: ResponseHead): { head: ResponseHead; epoch: number | undefined } {
+    let raw: string | undefined;
+    const headers: FieldLine[] = [];
+    for (const f of head.headers) {
+      if (f[0] === ACL_EPOCH_HEADER) raw ??= f[1];
+      else headers.push(f);
+    }
+    const epoch = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+    if (epoch !== undefined) {
+      const k = `${user}\n${inner}`;
+      const known = this.#epochs.get(k);
+      if (known !== epoch) {
+        if (known !== undefined) this.store.dropPartition(user, 'acl', (e) => e.meta.inner === inner && e.meta.epoch !== epoch);
+        this.#epochs.set(k, epoch);
+      }
+    }
+    return { head: { ...head, headers }, epoch };
+  }
+
+  #keep(user: string, inner: string, key: string, req: CacheRequest, h: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer {
+    const { head, epoch } = this.#observe(user, inner, h);
+    // Without an epoch a revocation could not reach this entry: do not keep it.
+    if (epoch === undefined || head.status === 304) return { head, body };
+    const writer = this.store.admit(user, key, req, head.status, head.headers, { inner, epoch, checkedAt: this.#now() });
+    return { head, body: writer ? teeInto(body, writer) : body };
+  }
+
+  #afterRevalidation(user: string, inner: string, entry: CacheEntry<OuterMeta>, key: string, req: CacheRequest, h: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer {
+    if (h.status === 304) {
+      const { head, epoch } = this.#observe(user, inner, h);
+      if (epoch !== undefined && this.store.revalidated(entry, req, head.headers, { inner, epoch, checkedAt: this.#now() }) === 'fresh') {
+        void drain(body);
+        const a = this.store.answer(entry, req);
+        return { head: { status: a.status, headers: a.fields }, body: a.body ?? emptyBody() };
+      }
+      return { head, body };
+    }
+    // Anything else replaces the stored answer (a 403 after a revocation removes it for good).
+    if (h.status < 500) this.store.revalidationModified();
+    else this.store.revalidationFailed();
+    this.store.remove(entry, 'replaced');
+    return this.#keep(user, inner, key, req, h, body);
+  }
+
+  /** The user was removed or changed at the outer: forget everything cached for them. */
+  dropUser(user: string): void {
+    this.store.dropPartition(user, 'user');
+    for (const k of [...this.#epochs.keys()]) if (k.startsWith(`${user}\n`)) this.#epochs.delete(k);
+  }
+}
+
+async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
+  try {
+    for await (const _ of body) void _;
+  } catch {
+    // a 304 has no body; a broken one does not matter here
+  }
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {
+  // no octets
+}

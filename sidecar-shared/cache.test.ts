@@ -1,0 +1,166 @@
+/**
+ * The cache store alone (claim 4): what RFC 9111 lets each kind of cache keep, byte-bounded
+ * LRU eviction, bodies streamed in and given up past the object limit, Vary, revalidation
+ * with 304, partitions.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { FieldLine } from '../core/bhttp.ts';
+import { HttpCache, notModified, parseByteSize, teeInto, type CacheRequest } from './cache.ts';
+
+const req = (url: string, headers: Record<string, string> = {}, method = 'GET'): CacheRequest => ({ method, url, headers: { host: 'a.example', ...headers } });
+
+function put<M>(c: HttpCache<M>, p: string, r: CacheRequest, fields: FieldLine[], body: string, meta: M, status = 200): boolean {
+  const w = c.admit(p, r.url, r, status, fields, meta);
+  if (!w) return false;
+  const ok = w.write(Buffer.from(body));
+  w.commit();
+  return ok;
+}
+
+const shared = () => new HttpCache<null>({ name: 'inner', shared: true, limits: { maxBytes: 1 << 20, maxObjectBytes: 64 << 10 }, refuseSetCookie: true });
+const privateCache = () => new HttpCache<null>({ name: 'outer', shared: false, limits: { maxBytes: 1 << 20, maxObjectBytes: 64 << 10 } });
+
+test('a fresh response is kept and answered with Age; HEAD is answered from the GET entry without a body', () => {
+  const c = shared();
+  const r = req('http://a.example/x');
+  assert.ok(put(c, '', r, [['cache-control', 'public, max-age=60'], ['content-type', 'text/plain']], 'hello', null));
+  const found = c.lookup('', r.url, r);
+  assert.equal(found.kind, 'fresh');
+  if (found.kind !== 'fresh') return;
+  const a = c.answer(found.entry, r);
+  assert.equal(a.status, 200);
+  assert.equal(Buffer.from(a.body as Uint8Array).toString(), 'hello');
+  assert.ok(a.fields.some(([n, v]) => n === 'age' && /^\d+$/.test(v)));
+  const head = req(r.url, {}, 'HEAD');
+  const h = c.lookup('', r.url, head);
+  assert.equal(h.kind, 'fresh');
+  if (h.kind === 'fresh') assert.equal(c.answer(h.entry, head).body, null);
+});
+
+test('RFC 9111: no-store is never kept; private only in a private cache; s-maxage only in a shared one; Authorization needs public in a shared one', () => {
+  const r = req('http://a.example/x');
+  assert.equal(put(shared(), '', r, [['cache-control', 'no-store, max-age=60']], 'x', null), false);
+  assert.equal(put(privateCache(), '', r, [['cache-control', 'no-store, max-age=60']], 'x', null), false);
+  assert.equal(put(shared(), '', r, [['cache-control', 'private, max-age=60']], 'x', null), false);
+  assert.equal(put(privateCache(), '', r, [['cache-control', 'private, max-age=60']], 'x', null), true);
+  const s = shared();
+  put(s, '', r, [['cache-control', 's-maxage=60, max-age=0']], 'x', null);
+  assert.equal(s.lookup('', r.url, r).kind, 'fresh', 'a shared cache honours s-maxage');
+  assert.equal(put(privateCache(), '', r, [['cache-control', 's-maxage=60, max-age=0']], 'x', null), false, 'a private cache ignores s-maxage (stale, no validator)');
+  const authed = req(r.url, { authorization: 'Basic x' });
+  assert.equal(put(shared(), '', authed, [['cache-control', 'max-age=60']], 'x', null), false);
+  assert.equal(put(shared(), '', authed, [['cache-control', 'public, max-age=60']], 'x', null), true);
+  assert.equal(put(shared(), '', r, [['cache-control', 'public, max-age=60'], ['set-cookie', 'a=b']], 'x', null), false, 'a shared cache never keeps a cookie');
+  assert.equal(put(shared(), '', r, [['cache-control', 'public, max-age=60'], ['vary', '*']], 'x', null), false);
+});
+
+test('heuristic freshness: Last-Modified ten days ago and no explicit lifetime is fresh for a while', () => {
+  const c = privateCache();
+  const r = req('http://a.example/h');
+  put(c, 'u', r, [['last-modified', new Date(Date.now() - 10 * 86400_000).toUTCString()], ['date', new Date().toUTCString()]], 'h', null);
+  assert.equal(c.lookup('u', r.url, r).kind, 'fresh');
+});
+
+test('LRU by bytes: the least recently used entry goes first', () => {
+  const c = new HttpCache<null>({ name: 'outer', shared: false, limits: { maxBytes: 3 * 2048, maxObjectBytes: 4096 } });
+  const body = 'x'.repeat(1200);
+  const fields: FieldLine[] = [['cache-control', 'max-age=60']];
+  for (const n of ['a', 'b', 'c']) assert.ok(put(c, 'u', req(`http://a.example/${n}`), fields, body, null));
+  assert.equal(c.size, 3);
+  assert.equal(c.lookup('u', 'http://a.example/a', req('http://a.example/a')).kind, 'fresh', 'a is now the most recently used');
+  put(c, 'u', req('http://a.example/d'), fields, body, null);
+  assert.equal(c.lookup('u', 'http://a.example/b', req('http://a.example/b')).kind, 'miss', 'b was the least recently used');
+  assert.equal(c.lookup('u', 'http://a.example/a', req('http://a.example/a')).kind, 'fresh');
+  assert.ok(c.bytes <= 3 * 2048);
+});
+
+test('a streamed body past the object limit is given up, never truncated; an aborted body leaves nothing', async () => {
+  const c = new HttpCache<null>({ name: 'inner', shared: true, limits: { maxBytes: 1 << 20, maxObjectBytes: 10_000 } });
+  const r = req('http://a.example/big');
+  const w = c.admit('', r.url, r, 200, [['cache-control', 'public, max-age=60']], null)!;
+  async function* source() {
+    for (let i = 0; i < 5; i++) yield new Uint8Array(4000).fill(i);
+  }
+  let passed = 0;
+  for await (const chunk of teeInto(source(), w)) passed += chunk.length;
+  assert.equal(passed, 20_000, 'the client still gets every octet');
+  assert.equal(c.lookup('', r.url, r).kind, 'miss');
+  assert.equal(c.bytes, 0);
+  const declared = c.admit('', r.url, r, 200, [['cache-control', 'public, max-age=60'], ['content-length', '50000']], null);
+  assert.equal(declared, undefined, 'a declared length past the limit is not even started');
+
+  const w2 = c.admit('', r.url, r, 200, [['cache-control', 'public, max-age=60']], null)!;
+  async function* broken() {
+    yield new Uint8Array(100);
+    throw new Error('upstream died');
+  }
+  await assert.rejects(async () => {
+    for await (const _ of teeInto(broken(), w2)) void _;
+  });
+  assert.equal(c.lookup('', r.url, r).kind, 'miss');
+  assert.equal(c.bytes, 0);
+});
+
+test('Vary: each variant is kept and found by the request headers it names', () => {
+  const c = shared();
+  const en = req('http://a.example/v', { 'accept-language': 'en' });
+  const fr = req('http://a.example/v', { 'accept-language': 'fr' });
+  const fields: FieldLine[] = [['cache-control', 'public, max-age=60'], ['vary', 'Accept-Language']];
+  put(c, '', en, fields, 'hello', null);
+  assert.equal(c.lookup('', en.url, fr).kind, 'miss');
+  put(c, '', fr, fields, 'bonjour', null);
+  const f = c.lookup('', fr.url, fr);
+  assert.equal(f.kind, 'fresh');
+  if (f.kind === 'fresh') assert.equal(Buffer.from(c.answer(f.entry, fr).body as Uint8Array).toString(), 'bonjour');
+  assert.equal(c.size, 2);
+});
+
+test('revalidation: a stale entry asks with its validator; a matching 304 refreshes it; the client gets 200 or its own 304', () => {
+  const c = privateCache();
+  const r = req('http://a.example/n');
+  put(c, 'u', r, [['cache-control', 'no-cache'], ['etag', '"v1"']], 'body-v1', null);
+  const s = c.lookup('u', r.url, r);
+  assert.equal(s.kind, 'stale');
+  if (s.kind !== 'stale') return;
+  const fields = c.revalidationFields(s.entry, r, [['accept', '*/*']]);
+  assert.deepEqual(fields, [['accept', '*/*'], ['if-none-match', '"v1"']]);
+  assert.equal(c.revalidated(s.entry, r, [['etag', '"v1"'], ['cache-control', 'max-age=60']], null), 'fresh');
+  const a = c.answer(s.entry, r);
+  assert.equal(a.status, 200);
+  assert.equal(Buffer.from(a.body as Uint8Array).toString(), 'body-v1');
+  assert.equal(c.lookup('u', r.url, r).kind, 'fresh', 'the new max-age applies');
+  const cond = req(r.url, { 'if-none-match': 'W/"v1"' });
+  assert.equal(c.answer(s.entry, cond).status, 304);
+  assert.equal(c.revalidated(s.entry, r, [['etag', '"other"']], null), 'passthrough', "a 304 about another validator is not this entry's");
+});
+
+test('conditional requests: If-None-Match (weak comparison, *) takes precedence over If-Modified-Since', () => {
+  const lm = 'Tue, 01 Jul 2025 00:00:00 GMT';
+  const f: FieldLine[] = [['etag', '"a"'], ['last-modified', lm]];
+  assert.equal(notModified(req('u', { 'if-none-match': '"b", W/"a"' }), f), true);
+  assert.equal(notModified(req('u', { 'if-none-match': '*' }), f), true);
+  assert.equal(notModified(req('u', { 'if-none-match': '"b"', 'if-modified-since': lm }), f), false);
+  assert.equal(notModified(req('u', { 'if-modified-since': lm }), f), true);
+  assert.equal(notModified(req('u', { 'if-modified-since': 'Mon, 30 Jun 2025 00:00:00 GMT' }), f), false);
+});
+
+test('partitions: dropping one user leaves the others', () => {
+  const c = privateCache();
+  const r = req('http://a.example/p');
+  put(c, 'alice', r, [['cache-control', 'max-age=60']], 'a', null);
+  put(c, 'bob', r, [['cache-control', 'max-age=60']], 'b', null);
+  assert.equal(c.dropPartition('alice', 'user'), 1);
+  assert.equal(c.lookup('alice', r.url, r).kind, 'miss');
+  assert.equal(c.lookup('bob', r.url, r).kind, 'fresh');
+});
+
+test('sizes: 64MiB, 512KiB, 1000000, 0; nonsense is refused', () => {
+  assert.equal(parseByteSize('64MiB'), 64 * 1024 * 1024);
+  assert.equal(parseByteSize('512KiB'), 512 * 1024);
+  assert.equal(parseByteSize('1000000'), 1_000_000);
+  assert.equal(parseByteSize('0'), 0);
+  assert.equal(parseByteSize('1.5GiB'), 1.5 * 1024 ** 3);
+  assert.equal(parseByteSize('lots'), undefined);
+  assert.equal(parseByteSize('-1'), undefined);
+});

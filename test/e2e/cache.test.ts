@@ -1,0 +1,248 @@
+/**
+ * Claim 4 (patent 0066–0068) end to end: the outer's private per-user caches and the inner's
+ * shared cache, with RFC 9111 semantics, revalidation through the tunnel, limits, metrics,
+ * and revocation reaching both caches. Real `sws` processes and a real origin on loopback;
+ * what the origin and each sidecar's /metrics saw is the evidence.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { basic, metricValue, PASSWORDS, sws, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
+
+const HOST = 'intranet.example';
+const TEN_DAYS_AGO = new Date(Date.now() - 10 * 86400_000).toUTCString();
+let origin: Origin;
+let chain: Chain;
+const extra: SidecarProcess[] = [];
+
+before(async () => {
+  origin = await startOrigin((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    const p = url.pathname;
+    const etag = `"${p.replace(/[^a-z0-9]/gi, '-')}"`;
+    const conditional = req.headers['if-none-match'] === etag;
+    const send = (cc: Record<string, string>, body = `body of ${p}`) => {
+      if (conditional && cc.etag) return void res.writeHead(304, cc).end();
+      res.writeHead(200, { 'content-type': 'text/plain', ...cc }).end(body);
+    };
+    if (p.startsWith('/shared/pub/') || p.startsWith('/secret/')) send({ 'cache-control': 'public, max-age=300', etag });
+    else if (p.startsWith('/shared/priv/') || p.startsWith('/docs/')) send({ 'cache-control': 'private, max-age=300', etag });
+    else if (p.startsWith('/shared/maxage/')) send({ 'cache-control': 'max-age=300' });
+    else if (p.startsWith('/shared/nostore/')) send({ 'cache-control': 'no-store' });
+    else if (p.startsWith('/shared/nocache/')) send({ 'cache-control': 'no-cache', etag });
+    else if (p.startsWith('/shared/smax/')) send({ 'cache-control': 's-maxage=300, max-age=0', etag });
+    else if (p === '/shared/vary') send({ 'cache-control': 'public, max-age=300', vary: 'Accept-Language' }, `lang ${req.headers['accept-language']}`);
+    else if (p === '/shared/heur') send({ 'last-modified': TEN_DAYS_AGO });
+    else if (p === '/shared/big') {
+      const size = Number(url.searchParams.get('size'));
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=300', 'content-length': String(size) });
+      res.end(Buffer.alloc(size, 7));
+    } else res.writeHead(404).end('nope');
+  });
+  chain = await startChain({
+    originUrl: origin.url,
+    host: HOST,
+    grants: [
+      ['alice', '/**'],
+      ['bob', '/shared/**'],
+    ],
+  });
+});
+
+after(async () => {
+  await Promise.all(extra.map((p) => p.stop()));
+  await chain?.stop();
+  await origin?.close();
+});
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+function get(path: string, opts: { user?: 'alice' | 'bob'; headers?: Record<string, string>; proxy?: string } = {}): Promise<Answer> {
+  const proxy = new URL(opts.proxy ?? chain.proxy);
+  const headers = { host: HOST, 'proxy-authorization': basic(opts.user ?? 'alice', PASSWORDS[opts.user ?? 'alice']), ...opts.headers };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}${path}`, headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const seen = (path: string) => origin.requests.filter((r) => r.url === path).length;
+const metric = async (p: SidecarProcess, name: string, labels: Record<string, string> = {}) => metricValue(await p.metrics(), name, labels);
+const innerRequests = () => metric(chain.inner, 'sws_requests_total');
+
+test('claim 4, outer: a fresh page asked again is answered by the outer alone (no envelope, no WWW request)', async () => {
+  const first = await get('/shared/pub/1');
+  assert.equal(first.status, 200);
+  assert.equal(first.headers['sws-acl-epoch'], undefined, 'the epoch field never reaches the client');
+  const innerBefore = await innerRequests();
+  const hitsBefore = await metric(chain.outer, 'sws_cache_hits_total', { cache: 'outer' });
+  const second = await get('/shared/pub/1');
+  assert.equal(second.status, 200);
+  assert.equal(second.body.toString(), first.body.toString());
+  assert.match(String(second.headers.age), /^\d+$/, 'a cached answer carries Age');
+  assert.equal(seen('/shared/pub/1'), 1, 'the WWW server saw one request');
+  assert.equal(await innerRequests(), innerBefore, 'the inner saw nothing');
+  assert.equal((await metric(chain.outer, 'sws_cache_hits_total', { cache: 'outer' })) - hitsBefore, 1);
+});
+
+test("claim 4, inner: another user's request is served from the shared cache, only after the ACL allowed it", async () => {
+  const hitsBefore = await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' });
+  const bob = await get('/shared/pub/1', { user: 'bob' });
+  assert.equal(bob.status, 200);
+  assert.equal(bob.body.toString(), 'body of /shared/pub/1');
+  assert.equal(seen('/shared/pub/1'), 1, 'the WWW server saw no request for bob');
+  assert.equal((await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' })) - hitsBefore, 1);
+
+  // alice puts a public page into the shared cache; bob may not see it, and the cache does not change that.
+  assert.equal((await get('/secret/plan')).status, 200);
+  const hits = await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' });
+  const denied = await get('/secret/plan', { user: 'bob' });
+  assert.equal(denied.status, 403);
+  assert.equal(await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' }), hits, 'the shared cache was not even consulted');
+});
+
+test("private answers stay in the user's own cache and never enter the shared one", async () => {
+  await get('/shared/priv/1');
+  await get('/shared/priv/1');
+  assert.equal(seen('/shared/priv/1'), 1, "alice's second request came from her cache");
+  assert.equal((await get('/shared/priv/1', { user: 'bob' })).status, 200);
+  assert.equal(seen('/shared/priv/1'), 2, "bob's went to the WWW server");
+});
+
+test('the user name the inner forwards counts as Authorization: a bare max-age is not shared (RFC 9111 §3.5)', async () => {
+  await get('/shared/maxage/1');
+  await get('/shared/maxage/1');
+  assert.equal(seen('/shared/maxage/1'), 1);
+  await get('/shared/maxage/1', { user: 'bob' });
+  assert.equal(seen('/shared/maxage/1'), 2);
+});
+
+test('no-store is never cached, at either sidecar', async () => {
+  for (let i = 0; i < 3; i++) assert.equal((await get('/shared/nostore/1')).status, 200);
+  assert.equal(seen('/shared/nostore/1'), 3);
+});
+
+test('no-cache: each use is revalidated with If-None-Match through the tunnel; the 304 becomes a full answer at the outer', async () => {
+  const a = await get('/shared/nocache/1');
+  const before = await metric(chain.outer, 'sws_cache_revalidations_total', { cache: 'outer', result: 'not-modified' });
+  const b = await get('/shared/nocache/1');
+  assert.equal(b.status, 200);
+  assert.equal(b.body.toString(), a.body.toString());
+  const reqs = origin.requests.filter((r) => r.url === '/shared/nocache/1');
+  assert.equal(reqs.length, 2);
+  assert.equal(reqs[1]!.headers['if-none-match'], '"-shared-nocache-1"', 'the conditional request reached the WWW server');
+  assert.equal((await metric(chain.outer, 'sws_cache_revalidations_total', { cache: 'outer', result: 'not-modified' })) - before, 1);
+});
+
+test('s-maxage: fresh in the shared cache, stale in the private one; the inner answers the outer\'s revalidation with 304 from its cache', async () => {
+  await get('/shared/smax/1');
+  const innerHits = await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' });
+  const again = await get('/shared/smax/1');
+  assert.equal(again.status, 200);
+  assert.equal(again.body.toString(), 'body of /shared/smax/1');
+  assert.equal(seen('/shared/smax/1'), 1, 'the WWW server was not asked again');
+  assert.equal((await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' })) - innerHits, 1);
+});
+
+test('Vary: one entry per Accept-Language', async () => {
+  for (const lang of ['en', 'fr', 'en', 'fr']) assert.equal((await get('/shared/vary', { headers: { 'accept-language': lang } })).body.toString(), `lang ${lang}`);
+  assert.equal(seen('/shared/vary'), 2);
+});
+
+test('heuristic freshness: Last-Modified ten days ago and no Cache-Control is reused', async () => {
+  await get('/shared/heur');
+  await get('/shared/heur');
+  assert.equal(seen('/shared/heur'), 1);
+});
+
+test("a client's own conditional request is answered 304 from the outer's cache", async () => {
+  const r = await get('/shared/pub/1', { headers: { 'if-none-match': '"-shared-pub-1"' } });
+  assert.equal(r.status, 304);
+  assert.equal(r.body.length, 0);
+  assert.equal(seen('/shared/pub/1'), 1);
+});
+
+test('a body larger than the largest cacheable object passes through whole and uncached', async () => {
+  const size = 9 * 1024 * 1024;
+  for (let i = 0; i < 2; i++) {
+    const r = await get(`/shared/big?size=${size}`);
+    assert.equal(r.body.length, size);
+  }
+  assert.equal(seen(`/shared/big?size=${size}`), 2);
+  assert.ok((await metric(chain.outer, 'sws_cache_bytes', { cache: 'outer' })) < 1024 * 1024);
+});
+
+test('revocation, epoch: the next answer from the inner carries the new ACL epoch and the outer drops the user\'s entries', async () => {
+  await get('/docs/r1');
+  assert.equal((await get('/docs/r1')).status, 200);
+  assert.equal(seen('/docs/r1'), 1, 'cached');
+  await swsOk(['acl', 'grant', 'alice', '/shared/**', '--data', chain.innerData]);
+  await swsOk(['acl', 'revoke', 'alice', '/**', '--data', chain.innerData]);
+  const dropsBefore = await metric(chain.outer, 'sws_cache_evictions_total', { cache: 'outer', reason: 'acl' });
+  // Probe until the inner has seen the change (its store watcher); any answer for alice carries the epoch.
+  const until = Date.now() + 10_000;
+  let status = 0;
+  while (Date.now() < until) {
+    await get('/shared/nostore/ping');
+    status = (await get('/docs/r1')).status;
+    if (status === 403) break;
+  }
+  assert.equal(status, 403, 'the cached page is no longer served');
+  assert.ok((await metric(chain.outer, 'sws_cache_evictions_total', { cache: 'outer', reason: 'acl' })) > dropsBefore, 'dropped by the epoch, not by time');
+  assert.equal(seen('/docs/r1'), 1, 'and the WWW server never saw alice again');
+  await swsOk(['acl', 'grant', 'alice', '/**', '--data', chain.innerData]);
+});
+
+test('revocation, recheck cap: with --cache-recheck 1 a revoked user stops getting cached pages within about a second, even without other traffic', async () => {
+  const outer = await startSidecar(['outer', 'start', '--data', chain.outerData, '--cache-recheck', '1']);
+  extra.push(outer);
+  await get('/docs/r2', { proxy: outer.url });
+  assert.equal((await get('/docs/r2', { proxy: outer.url })).status, 200);
+  assert.equal(await metric(outer, 'sws_cache_hits_total', { cache: 'outer' }), 1);
+  await swsOk(['acl', 'revoke', 'alice', '/**', '--data', chain.innerData]);
+  const revokedAt = Date.now();
+  let status = 0;
+  while (Date.now() - revokedAt < 10_000) {
+    status = (await get('/docs/r2', { proxy: outer.url })).status;
+    if (status === 403) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(status, 403);
+  assert.ok(Date.now() - revokedAt < 6000, 'within the recheck cap (1 s) plus the store watcher, with room for a loaded machine');
+  assert.ok((await metric(outer, 'sws_cache_revalidations_total', { cache: 'outer' })) >= 1, 'the outer asked the inner, which checked the ACL');
+  await swsOk(['acl', 'grant', 'alice', '/**', '--data', chain.innerData]);
+});
+
+test('--no-cache turns the outer cache off; bad sizes are refused with exit 2 naming the flag', async () => {
+  const outer = await startSidecar(['outer', 'start', '--data', chain.outerData, '--no-cache']);
+  extra.push(outer);
+  const before = await innerRequests();
+  for (let i = 0; i < 3; i++) assert.equal((await get('/shared/pub/1', { proxy: outer.url })).status, 200);
+  assert.equal((await innerRequests()) - before, 3, 'every request went to the inner');
+  assert.equal(await metric(outer, 'sws_cache_hits_total', { cache: 'outer' }), 0);
+  const bad = await sws(['inner', 'start', '--data', chain.innerData, '--listen', '127.0.0.1:0', '--cache-size', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--cache-size/);
+});
+
+test('metrics: hits, misses, revalidations, evictions, bytes and entries on both sidecars', async () => {
+  for (const side of [chain.outer, chain.inner]) {
+    const m = await side.metrics();
+    for (const name of ['sws_cache_hits_total', 'sws_cache_misses_total', 'sws_cache_revalidations_total', 'sws_cache_evictions_total', 'sws_cache_bytes', 'sws_cache_entries']) {
+      assert.match(m, new RegExp(`^# TYPE ${name} `, 'm'), name);
+    }
+  }
+  assert.ok((await metric(chain.outer, 'sws_cache_entries', { cache: 'outer' })) > 0);
+  assert.ok((await metric(chain.inner, 'sws_cache_bytes', { cache: 'inner' })) > 0);
+  assert.ok((await metric(chain.outer, 'sws_cache_misses_total', { cache: 'outer' })) > 0);
+});
