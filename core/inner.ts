@@ -88,6 +88,8 @@ export class InnerSession {
   /** Why this session may no longer carry requests, or undefined while it may. */
   exhaustedReason(now: number): string | undefined {
     if (now >= this.granted.expiresAt) return 'session expired';
+    // The key's age ceiling holds whatever was granted (a long configured lifetime or a custom grant).
+    if (now - this.establishedAt >= AEAD_CEILINGS.ageMs) return 'session key age limit reached';
     if (now - this.lastUsedAt > this.granted.idleTimeoutSeconds * 1000) return 'session idle too long';
     if (this.requests >= this.granted.maxRequests) return 'session request limit reached';
     const used = Math.max(this.keys.c2s.bytes, this.keys.s2c.bytes);

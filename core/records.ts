@@ -238,6 +238,8 @@ export class RecordOpener {
   }
 
   async #open(ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
+    // Integrity limit: after this many forgery attempts the key is no longer trusted to open anything.
+    if (this.#dir.failedOpens >= AEAD_CEILINGS.failedOpens) throw new SessionLimitError('the session key reached its failed-authentication limit; exchange a new key');
     const nonce = recordNonce(this.#dir.iv, this.#header.sequence, index, final);
     let plaintext: Uint8Array;
     try {

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createCipheriv, createPublicKey } from 'node:crypto';
 import {
   acceptExchange,
   ByteReader,
@@ -28,11 +29,15 @@ import {
   sha256,
   toHex,
   webCryptoAead,
+  signatureInput,
   type PendingExchange,
 } from './index.ts';
 import { collect } from '../test/helpers/protocol.ts';
+import { buildVectors, INNER_KEY_FILE, readTestKeyPem, USER_KEY_FILE } from '../test/vectors/build.ts';
+import { oaepEncryptWithSeed } from '../test/vectors/deterministic-rsa.ts';
 
-const v = JSON.parse(readFileSync(new URL('../test/vectors/sws-v1.json', import.meta.url), 'utf8'));
+const vectorText = readFileSync(new URL('../test/vectors/sws-v1.json', import.meta.url), 'utf8');
+const v = JSON.parse(vectorText);
 
 test('vectors: transcript hashes and the HKDF key schedule recompute exactly', async () => {
   const exchange = fromHex(v.exchange);
@@ -103,3 +108,91 @@ test('vectors: REQUEST and RESPONSE octets are reproduced exactly and open to th
   assert.deepEqual(resp.head.headers, v.response.head.headers);
   assert.equal(toHex(await collect(resp.body)), v.response.body);
 });
+
+test('vectors: the generator reproduces the committed file byte for byte from the test-only key fixtures', async () => {
+  assert.equal(v.innerPrivateKeyPkcs8Pem, readTestKeyPem(INNER_KEY_FILE));
+  assert.equal(v.userPrivateKeyPkcs8Pem, readTestKeyPem(USER_KEY_FILE));
+  assert.equal(await buildVectors(), vectorText);
+});
+
+test('vectors: the recorded OAEP seed reproduces the wrapped secret in the EXCHANGE (RFC 8017 §7.1.1)', async () => {
+  const exchange = fromHex(v.exchange);
+  const header = exchange.subarray(0, 38);
+  const innerKeyId = exchange.subarray(38, 70);
+  const wrappedLen = (exchange[70]! << 8) | exchange[71]!;
+  const wrapped = exchange.subarray(72, 72 + wrappedLen);
+  const label = signatureInput('wrap', header, innerKeyId);
+  const again = oaepEncryptWithSeed(createPublicKey(v.innerPrivateKeyPkcs8Pem), fromHex(v.secret), label, fromHex(v.randomness.oaepSeed));
+  assert.equal(toHex(again), toHex(wrapped));
+});
+
+/** nonce = iv XOR (uint40 sequence ‖ uint48 index ‖ uint8 flags), written out here rather than taken from the code. */
+function nonceFor(iv: Uint8Array, sequence: number, index: number, final: boolean): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeUIntBE(sequence, 0, 5);
+  n.writeUIntBE(index, 5, 6);
+  n[11] = final ? 1 : 0;
+  for (let i = 0; i < 12; i++) n[i]! ^= iv[i]!;
+  return n;
+}
+
+/** Rebuilds a message from its recorded record plaintexts with node:crypto AES-256-GCM: the record layer of §5, independently. */
+function rebuild(dir: { key: string; iv: string }, type: number, m: { sequence: number; timestamp: number; records: { final: boolean; plaintext: string }[] }): string {
+  const header = encodeEnvelopeHeader(type as 3, fromHex(v.sessionId), m.sequence, m.timestamp).bytes;
+  const parts: Buffer[] = [Buffer.from(header)];
+  m.records.forEach((r, index) => {
+    const c = createCipheriv('aes-256-gcm', fromHex(dir.key), nonceFor(fromHex(dir.iv), m.sequence, index, r.final));
+    c.setAAD(header);
+    const ct = Buffer.concat([c.update(fromHex(r.plaintext)), c.final(), c.getAuthTag()]);
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE((ct.length | (r.final ? 0x8000_0000 : 0)) >>> 0);
+    parts.push(prefix, ct);
+  });
+  return Buffer.concat(parts).toString('hex');
+}
+
+const pairs = [
+  ['single-record', { request: v.request, response: v.response }, undefined],
+  ['multi-record', v.multiRecord, v.multiRecord?.recordSize],
+  ['empty-body', v.emptyBody, undefined],
+] as const;
+
+for (const [name, pair, recordSize] of pairs) {
+  test(`vectors (${name}): REQUEST and RESPONSE octets are reproduced exactly, record by record, and open to the recorded messages`, async () => {
+    assert.ok(pair && pair.request && pair.response, `${name} vector is present`);
+    const prk = await extractSessionPrk(fromHex(v.sessionId), fromHex(v.secret));
+    const mk = async (n: 'c2s' | 's2c') => directionFrom(await deriveKeyIv(prk, n, fromHex(v.th1)));
+    const opts = recordSize !== undefined ? { recordSize } : undefined;
+    const sid = fromHex(v.sessionId);
+    const { request: rq, response: rs } = pair;
+    const last = (m: { records: { final: boolean }[] }) => m.records.map((r) => r.final);
+    if (name === 'multi-record') {
+      assert.ok(rq.records.length >= 4 && rs.records.length >= 4, 'several records each way');
+      for (const r of [...rq.records, ...rs.records]) assert.ok(fromHex(r.plaintext).length <= recordSize!);
+    }
+    if (name === 'empty-body') assert.equal(rq.body + rs.body, '');
+    assert.deepEqual(last(rq), [...rq.records.slice(1).map(() => false), true]);
+    assert.deepEqual(last(rs), [...rs.records.slice(1).map(() => false), true]);
+
+    // 1. The record layer, independently: AES-256-GCM with the documented nonce and AAD.
+    assert.equal(rebuild(v.keys.c2s, MessageTypes.request, rq), rq.message);
+    assert.equal(rebuild(v.keys.s2c, MessageTypes.response, rs), rs.message);
+    // 2. This implementation's sealer makes the same octets.
+    assert.equal(toHex(encodeRequestHead(rq.head)), rq.bhttpHead);
+    assert.equal(toHex(encodeResponseHead(rs.head)), rs.bhttpHead);
+    const reqHeader = encodeEnvelopeHeader(MessageTypes.request, sid, rq.sequence, rq.timestamp);
+    assert.equal(toHex(await collect(sealRequest(await mk('c2s'), reqHeader, rq.head, fromHex(rq.body), opts))), rq.message);
+    const respHeader = encodeEnvelopeHeader(MessageTypes.response, sid, rs.sequence, rs.timestamp);
+    assert.equal(toHex(await collect(sealResponse(await mk('s2c'), respHeader, rs.head, fromHex(rs.body), opts))), rs.message);
+    // 3. Both open to the recorded heads and bodies.
+    const reqWire = fromHex(rq.message);
+    const req = await openRequest(await mk('c2s'), parseEnvelopeHeader(reqWire.subarray(0, 38)), new ByteReader([reqWire.subarray(38)]));
+    assert.deepEqual(req.head, rq.head);
+    assert.equal(toHex(await collect(req.body)), rq.body);
+    const respWire = fromHex(rs.message);
+    const resp = await openResponse(await mk('s2c'), parseEnvelopeHeader(respWire.subarray(0, 38)), new ByteReader([respWire.subarray(38)]));
+    assert.equal(resp.head.status, rs.head.status);
+    assert.deepEqual(resp.head.headers, rs.head.headers);
+    assert.equal(toHex(await collect(resp.body)), rs.body);
+  });
+}
