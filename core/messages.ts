@@ -96,7 +96,15 @@ const SEAL_DEPTH = 8;
 async function* pipelinedBody(sealer: RecordSealer, body: AsyncIterable<Uint8Array>, maxPiece: number): AsyncGenerator<Uint8Array> {
   const it = body[Symbol.asyncIterator]();
   const sealing: Promise<Uint8Array[]>[] = [];
-  let next: Promise<IteratorResult<Uint8Array>> | null = it.next();
+  // A read may fail while this generator waits on a seal or on its consumer: mark it handled
+  // at once (awaiting it later still throws) so the failure never surfaces as an unhandled
+  // rejection that would take the process down.
+  const pull = (): Promise<IteratorResult<Uint8Array>> => {
+    const p = it.next();
+    p.catch(() => undefined);
+    return p;
+  };
+  let next: Promise<IteratorResult<Uint8Array>> | null = pull();
   let finished = false;
   const start = (chunk: Uint8Array) => {
     if (chunk.length === 0) return;
@@ -113,7 +121,7 @@ async function* pipelinedBody(sealer: RecordSealer, body: AsyncIterable<Uint8Arr
       if (sealing.length === 0) {
         const r = await next;
         if (r.done) next = null;
-        else (start(r.value), (next = it.next()));
+        else (start(r.value), (next = pull()));
         continue;
       }
       const pendingNext = next;
@@ -123,7 +131,7 @@ async function* pipelinedBody(sealer: RecordSealer, body: AsyncIterable<Uint8Arr
       } else {
         const r = await pendingNext;
         if (r.done) next = null;
-        else (start(r.value), (next = it.next()));
+        else (start(r.value), (next = pull()));
       }
     }
     finished = true;
