@@ -13,7 +13,7 @@ import { closeSync, existsSync, chmodSync, fsyncSync, mkdirSync, openSync, renam
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { importMasterKey } from '../core/atrest.ts';
-import { DbCorruptError, DbLockedError, ExistsError, MasterKeyError, NotInitializedError, RoleError, SwsError } from './errors.ts';
+import { DbCorruptError, DbLockedError, DbVersionError, ExistsError, MasterKeyError, NotInitializedError, RoleError, SwsError } from './errors.ts';
 import { loadMasterKey, masterKeyCheck, verifyMasterKeyCheck, writeMasterKeyFile } from './masterkey.ts';
 import { migrate, schemaVersion, SCHEMA_VERSION } from './migrations.ts';
 import { DEFAULT_SCRYPT, type ScryptParams } from './password.ts';
@@ -123,12 +123,9 @@ function openConnection(dbPath: string, readonly: boolean, busyTimeoutMs: number
   }
   try {
     db.pragma('foreign_keys = ON');
-    if (!readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    } else {
-      db.pragma('query_only = ON');
-    }
+    // query_only until the role and version are checked (openStore): a command for the other
+    // role, or a read-only one, must not write a byte, not even the journal mode.
+    db.pragma('query_only = ON');
     // Touches page 1: a file that is not SQLite fails here with SQLITE_NOTADB.
     schemaVersion(db);
     return db;
@@ -258,31 +255,36 @@ export function openStore(dataDir: string, opts: OpenStoreOptions = {}): Store {
     throw new NotInitializedError(`no sws data dir at ${dir} (no ${DB_FILE}): ${need}, or point --data / $SWS_DATA at an existing one`);
   }
   const busy = opts.busyTimeoutMs ?? 5000;
-  let db = openConnection(dbPath, opts.readonly ?? false, busy);
+  const readonly = opts.readonly ?? false;
+  const db = openConnection(dbPath, readonly, busy);
   try {
+    // Everything up to the role check only reads: `meta.role` exists in every schema version,
+    // so a command for the other role leaves an older file exactly as it was.
     const version = schemaVersion(db);
     if (version === 0 && !hasMetaTable(db)) {
       throw new DbCorruptError(`${dbPath} is empty or is not an sws database: restore it from a backup or re-create the data dir with init --force`);
     }
-    if (version !== SCHEMA_VERSION) {
-      if (opts.readonly) {
-        // Migrations need a writer; do them on a short-lived connection, then reopen.
-        db.close();
-        const w = openConnection(dbPath, false, busy);
-        try {
-          migrate(w);
-        } finally {
-          w.close();
-        }
-        db = openConnection(dbPath, true, busy);
-      } else {
-        migrate(db);
-      }
+    if (version > SCHEMA_VERSION) {
+      throw new DbVersionError(`the database has schema version ${version}, but this sws knows only up to ${SCHEMA_VERSION}: upgrade sws`);
     }
-    const role = readMeta(db, 'role');
+    const role = hasMetaTable(db) ? readMeta(db, 'role') : undefined;
     if (role !== 'inner' && role !== 'outer') throw new DbCorruptError(`${dbPath} does not record a role (inner or outer): restore it from a backup`);
     if (opts.expectRole && role !== opts.expectRole) {
       throw new RoleError(`this command needs ${roleHint(opts.expectRole)}, but ${dir} is ${roleHint(role)}; use --data to point at the right one`);
+    }
+    if (readonly) {
+      // A read-only command (list, check, --dry-run) never writes, so it cannot upgrade.
+      if (version !== SCHEMA_VERSION) {
+        throw new DbVersionError(
+          `${dbPath} has schema version ${version}, older than this sws (${SCHEMA_VERSION}), and this command only reads: ` +
+            `run a command that changes the data dir (or start the ${role} sidecar) once to upgrade it, then retry`,
+        );
+      }
+    } else {
+      db.pragma('query_only = OFF');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      if (version !== SCHEMA_VERSION) migrate(db);
     }
     return makeStore(db, dir, dbPath, role, opts);
   } catch (e) {

@@ -5,13 +5,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import {
   aclEngine,
   aclRules,
+  auditLog,
   clients,
   initStore,
   innerKey,
@@ -310,4 +311,101 @@ test('a change to one user recompiles only that user', async () => {
   assert.equal(engine.check('ivy', 'GET', 'h', normalizeTarget('/more/x')).allow, true);
   other.close();
   s.close();
+});
+
+test('an opened store runs in WAL mode with foreign keys on (read-write and read-only)', () => {
+  for (const readonly of [false, true]) {
+    const s = openStore(d('inner'), { expectRole: 'inner', readonly });
+    try {
+      assert.equal(s.db.pragma('journal_mode', { simple: true }), 'wal', `readonly=${readonly}`);
+      assert.equal(s.db.pragma('foreign_keys', { simple: true }), 1, `readonly=${readonly}`);
+    } finally {
+      s.close();
+    }
+  }
+  // and foreign keys are enforced, not just reported: a host row for a server that does not exist
+  assert.throws(() => outer.db.prepare('INSERT INTO inner_server_hosts (host, server_id) VALUES (?, ?)').run('fk.example', 999_999), /FOREIGN KEY/);
+});
+
+test('the audit trail records admin changes with actor and time, and never a secret', async () => {
+  const dir = d('audit-outer');
+  const password = 'audit trail must not hold this password';
+  const { store: o } = await initStore(dir, 'outer', { scrypt: TEST_SCRYPT, actor: 'cli:tester' });
+  const i = (await initStore(d('audit-inner'), 'inner', { scrypt: TEST_SCRYPT, actor: 'cli:tester' })).store;
+  try {
+    const t0 = new Date(Date.now() - 1000).toISOString();
+    const withActor = (s: Store) => openStore(s.dataDir, { actor: 'cli:tester', scrypt: TEST_SCRYPT });
+    const ow = withActor(o);
+    const iw = withActor(i);
+    try {
+      await outerUsers(ow).add('carol', password);
+      const pem = outerUsers(ow).get('carol')!.publicKeyPem;
+      await clients(iw).add({ user: 'carol', publicKeyPem: pem });
+      aclRules(iw).grant({ user: 'carol', pattern: '/docs/**', methods: 'GET' });
+      aclRules(iw).revoke({ user: 'carol', pattern: '/docs/**' });
+      clients(iw).remove('carol');
+      const pkcs8 = Buffer.from(await outerUsers(ow).privateKeyPkcs8('carol'));
+      const innerPkcs8 = Buffer.from(await innerKey(iw).privateKeyPkcs8());
+      const rows = [...auditLog(ow).list(100), ...auditLog(iw).list(100)];
+      const actions = rows.map((r) => r.action);
+      for (const a of ['outer.init', 'user.add', 'inner.init', 'client.add', 'acl.grant', 'acl.revoke', 'client.remove']) assert.ok(actions.includes(a), `${a} recorded: ${actions.join(' ')}`);
+      const changes = rows.filter((x) => ['user.add', 'client.add', 'acl.grant', 'acl.revoke', 'client.remove'].includes(x.action));
+      assert.equal(changes.length, 5);
+      for (const r of changes) {
+        assert.equal(r.actor, 'cli:tester', r.action);
+        assert.ok(r.at >= t0 && r.at <= new Date().toISOString() && !Number.isNaN(Date.parse(r.at)), `${r.action} at ${r.at}`);
+        assert.equal(r.subject, 'carol', r.action);
+      }
+      assert.deepEqual(rows.find((r) => r.action === 'acl.grant')?.detail, { host: '*', pattern: '/docs/**', methods: 'GET' });
+      // no secret: not the password, not its hash, not any PEM, not a window of a private key
+      const text = JSON.stringify(rows);
+      const hash = (ow.db.prepare("SELECT password_hash FROM outer_users WHERE name = 'carol'").get() as { password_hash: string }).password_hash;
+      assert.equal(text.includes(password), false, 'password in the audit trail');
+      assert.equal(text.includes(hash), false, 'password hash in the audit trail');
+      assert.equal(/-----BEGIN|PRIVATE KEY/.test(text), false, 'PEM in the audit trail');
+      for (const secret of [pkcs8, innerPkcs8]) {
+        for (const enc of ['base64', 'hex'] as const) {
+          const s = secret.toString(enc);
+          for (let off = 300; off + 40 < s.length; off += 211) assert.equal(text.includes(s.slice(off, off + 40)), false, `private key (${enc}) in the audit trail`);
+        }
+      }
+    } finally {
+      ow.close();
+      iw.close();
+    }
+  } finally {
+    o.close();
+    i.close();
+  }
+});
+
+test('a master.key that group or others may read is refused (SWS_ERR_MASTER_KEY), and init writes it 0600', async () => {
+  const dir = d('mk-perm');
+  const { store } = await initStore(dir, 'outer', { scrypt: TEST_SCRYPT });
+  store.close();
+  const file = join(dir, 'master.key');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const ok = openStore(dir, { env: {} });
+  await ok.masterKey();
+  ok.close();
+  for (const mode of [0o640, 0o604, 0o644, 0o660, 0o602]) {
+    chmodSync(file, mode);
+    const s = openStore(dir, { env: {} });
+    try {
+      await assert.rejects(s.masterKey(), (e: Error & { code: string }) => {
+        return e.code === 'SWS_ERR_MASTER_KEY' && e.message.includes(`mode 0${mode.toString(8)}`) && e.message.includes(`chmod 600 ${file}`);
+      });
+    } finally {
+      s.close();
+    }
+  }
+  // $SWS_MASTER_KEY takes precedence: the file is then not read at all
+  const raw = readFileSync(file, 'utf8').trim();
+  const viaEnv = openStore(dir, { env: { SWS_MASTER_KEY: raw } });
+  await viaEnv.masterKey();
+  viaEnv.close();
+  chmodSync(file, 0o400);
+  const ro = openStore(dir, { env: {} });
+  await ro.masterKey();
+  ro.close();
 });

@@ -112,10 +112,39 @@ export const serverUrlSchema = z.string().transform((v, ctx) => {
   return u.pathname === '/' ? u.origin : u.origin + u.pathname;
 });
 
-export const keyBitsSchema = z.coerce
-  .number()
+/** `2048` (a number, or its decimal digits as a flag gives it) → one of RSA_KEY_BITS. */
+export const keyBitsSchema = z
+  .union([z.number(), z.string().regex(/^\d{1,5}$/).transform(Number)], { error: `allowed key sizes are ${RSA_KEY_BITS.join(', ')}` })
   .refine((n): n is RsaKeyBits => (RSA_KEY_BITS as readonly number[]).includes(n), { error: `allowed key sizes are ${RSA_KEY_BITS.join(', ')}` })
   .transform((n) => n as RsaKeyBits);
+
+/** A decimal integer from `min` to `max`, given as digits (a flag or environment value). */
+export function intSchema(min: number, max: number) {
+  const msg = `must be an integer from ${min} to ${max}`;
+  return z
+    .string({ error: msg })
+    .regex(/^\d{1,16}$/, { error: msg })
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, { error: msg });
+}
+
+/**
+ * `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces) → where a sidecar listens. Port 0 asks
+ * the OS for a free port.
+ */
+export const listenSchema = z.string().transform((v, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `must be HOST:PORT (for example 127.0.0.1:8080, [::1]:8080 or :8080), got ${JSON.stringify(v.slice(0, 100))}` });
+    return z.NEVER;
+  }
+  const port = Number(m[3]);
+  if (port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `the port must be 0 to 65535, got ${port}` });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+});
 
 /** Passwords are compared as UTF-8 bytes, exactly. */
 export const passwordSchema = z

@@ -102,8 +102,10 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('<URL>', 'the request URL, e.g. http://intranet.example/docs/a')
     .option('--json', 'machine-readable output')
     .action(async (user: string, method: string, url: string, opts: { json?: boolean }, cmd: Command) => {
-      if (!/^[A-Za-z]{1,32}$/.test(method)) throw new UsageError('an HTTP method such as GET is expected', 'METHOD');
-      const m = method.toUpperCase();
+      // Compared exactly, as the inner sidecar does: HTTP methods are case-sensitive (RFC 9110
+      // §9.1), so `get` is not GET and rules (stored upper-case by `grant`) do not allow it.
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/.test(method)) throw new UsageError('an HTTP method such as GET is expected', 'METHOD');
+      const m = method;
       let parsed;
       try {
         parsed = parseRequestUrl(url);
@@ -128,6 +130,11 @@ export function register(program: Command, ctx: CliContext): void {
           const notes: string[] = [];
           const n1 = opts.json ? (clients(store).get(user) ? undefined : `${user} has no registered key at this inner`) : noteUnregistered(ctx, store, user);
           if (n1) notes.push(n1);
+          if (m !== m.toUpperCase()) {
+            const n3 = `HTTP methods are case-sensitive: ${m} is not ${m.toUpperCase()}, and the inner decides ${m} exactly as given`;
+            notes.push(n3);
+            if (!opts.json) ctx.note(`note: ${n3}`);
+          }
           if (!sites(store).get(host)) {
             const n2 = `no site is configured for ${host}: the inner would answer 404 whatever the ACL says`;
             notes.push(n2);

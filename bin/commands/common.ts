@@ -81,8 +81,7 @@ export function dataDirOf(cmd: Command, ctx: CliContext): string {
 function envInt(ctx: CliContext, name: string, min: number, max: number): number | undefined {
   const v = ctx.env[name];
   if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`must be an integer from ${min} to ${max}`, `$${name}`);
-  return Number(v);
+  return schemas.check(schemas.intSchema(min, max), v, `$${name}`);
 }
 
 /**

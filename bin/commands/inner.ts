@@ -1,10 +1,9 @@
 /** `sws inner init | key | site add/remove/list`: the inner's data dir, key pair 39 and sites. */
 import { Option, type Command } from 'commander';
-import { initStore, innerKey, sites, UsageError, type Site } from '../../store/index.ts';
+import { initStore, innerKey, schemas, sites, UsageError, type Site } from '../../store/index.ts';
 import { innerKeys } from '../../store/innerkeys.ts';
-import { dataDirOf, group, readInputFile, asKeyInput, storeOptions, table, withStore, fingerprintOf, type CliContext } from './common.ts';
+import { arg, dataDirOf, group, readInputFile, asKeyInput, storeOptions, table, withStore, fingerprintOf, type CliContext } from './common.ts';
 import { describeMasterKey } from './outer.ts';
-import type { RsaKeyBits } from '../../core/crypto.ts';
 
 export function register(program: Command, ctx: CliContext): void {
   const inner = group(program, 'inner');
@@ -12,11 +11,11 @@ export function register(program: Command, ctx: CliContext): void {
   inner
     .command('init')
     .description("create the inner data dir, its database and the inner's key pair")
-    .addOption(new Option('--key-bits <BITS>', 'RSA key size of the inner key pair').choices(['2048', '3072', '4096']).default('2048'))
+    .addOption(new Option('--key-bits <BITS>', 'RSA key size of the inner key pair: 2048, 3072 or 4096').default('2048'))
     .option('--force', 'replace an existing data dir (its key pair, sites, clients and rules are destroyed)')
     .action(async (opts: { keyBits: string; force?: boolean }, cmd: Command) => {
       const dir = dataDirOf(cmd, ctx);
-      const bits = Number(opts.keyBits) as RsaKeyBits;
+      const bits = arg(schemas.keyBitsSchema, opts.keyBits, '--key-bits');
       const r = await initStore(dir, 'inner', { ...storeOptions(ctx), force: opts.force ?? false, keyBits: bits });
       r.store.close();
       ctx.out(

@@ -3,12 +3,18 @@
  * until SIGTERM/SIGINT, then stop it gracefully (stop accepting, finish in-flight requests
  * within the grace period, close the database).
  */
-import { UsageError } from '../../store/index.ts';
+import { schemas } from '../../store/index.ts';
+import type { ListenAddress } from '../../sidecar-shared/listen.ts';
 
+/** A decimal integer flag from `min` to `max` (zod, store/validate.ts); the error names `flag`. */
 export function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`must be an integer from ${min} to ${max}`, flag);
-  return Number(value);
+  return schemas.check(schemas.intSchema(min, max), value, flag);
+}
+
+/** `--listen` / `--admin-listen`: HOST:PORT, [v6]:PORT or :PORT; the error names `flag` (exit 2). */
+export function listenFlag(value: string, flag: string): ListenAddress {
+  return schemas.check(schemas.listenSchema, value, flag);
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

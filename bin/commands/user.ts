@@ -1,7 +1,6 @@
 /** `sws user add | key | remove | list | passwd`: the outer's client list 17. */
 import { Option, type Command } from 'commander';
 import { NotFoundError, outerUsers, schemas } from '../../store/index.ts';
-import type { RsaKeyBits } from '../../core/crypto.ts';
 import { arg, asKeyInput, fingerprintOf, group, readInputFile, readPasswordStdin, table, withStore, type CliContext } from './common.ts';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -14,11 +13,12 @@ export function register(program: Command, ctx: CliContext): void {
     .description('create a user: a password (from stdin) and a fresh key pair')
     .argument('<USER>', 'user name (letters, digits, . _ @ + -)')
     .requiredOption('--password-stdin', 'read the password from stdin (one trailing newline is not part of it)')
-    .addOption(new Option('--key-bits <BITS>', "RSA size of the user's key pair").choices(['2048', '3072', '4096']).default('2048'))
+    .addOption(new Option('--key-bits <BITS>', "RSA size of the user's key pair: 2048, 3072 or 4096").default('2048'))
     .action(async (name: string, opts: { keyBits: string }, cmd: Command) => {
       arg(schemas.userNameSchema, name, 'USER');
+      const keyBits = arg(schemas.keyBitsSchema, opts.keyBits, '--key-bits');
       const password = await readPasswordStdin(ctx);
-      const u = await withStore(cmd, ctx, 'outer', (store) => outerUsers(store).add(name, password, { keyBits: Number(opts.keyBits) as RsaKeyBits }));
+      const u = await withStore(cmd, ctx, 'outer', (store) => outerUsers(store).add(name, password, { keyBits }));
       ctx.out(`created user ${u.name} (${fingerprintOf(u.keyId)}); register the key at the inner: sws user key ${u.name} > ${u.name}.pem, then sws client add ${u.name} --key ${u.name}.pem`);
     });
 
@@ -73,10 +73,11 @@ export function register(program: Command, ctx: CliContext): void {
     .command('rekey')
     .description("replace USER's key pair (the old private key is destroyed): running outers sign with the new key from the next exchange")
     .argument('<USER>')
-    .addOption(new Option('--key-bits <BITS>', 'RSA size of the new key pair').choices(['2048', '3072', '4096']).default('2048'))
+    .addOption(new Option('--key-bits <BITS>', 'RSA size of the new key pair: 2048, 3072 or 4096').default('2048'))
     .action(async (name: string, opts: { keyBits: string }, cmd: Command) => {
+      const bits = arg(schemas.keyBitsSchema, opts.keyBits, '--key-bits');
       const { userCertificates } = await import('../../store/usercerts.ts');
-      const r = await withStore(cmd, ctx, 'outer', (store) => userCertificates(store).rekey(name, Number(opts.keyBits) as RsaKeyBits));
+      const r = await withStore(cmd, ctx, 'outer', (store) => userCertificates(store).rekey(name, bits));
       ctx.out(
         `new key for ${name}: ${fingerprintOf(r.keyId)} (was ${fingerprintOf(r.previousKeyId)}); register it at the inner: ` +
           `sws user key ${name} > ${name}.pem, then sws client add ${name} --key ${name}.pem --replace`,

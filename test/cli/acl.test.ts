@@ -128,11 +128,20 @@ test('acl check: allow exits 0 and names the rule; deny exits 3 and explains eve
   assert.equal(deny.code, 3, deny.stderr);
   assert.match(deny.stdout, /^deny\nreason: none of alice's 2 rules allows DELETE/);
   assert.match(deny.stdout, /it allows only GET,HEAD,POST, not DELETE/);
-  const json = await inproc(['acl', 'check', 'alice', 'get', 'http://INTRANET.example:80/wiki/%2e/page.html', '--json', '--data', IN]);
+  const json = await inproc(['acl', 'check', 'alice', 'GET', 'http://INTRANET.example:80/wiki/%2e/page.html', '--json', '--data', IN]);
   assert.equal(json.code, 0);
   const j = JSON.parse(json.stdout) as { decision: string; method: string; host: string; path: string; rule: { pattern: string }; rules: { matched: boolean; reason?: string }[] };
   assert.deepEqual([j.decision, j.method, j.host, j.path, j.rule.pattern], ['allow', 'GET', 'intranet.example', '/wiki/page.html', '/wiki/*.html']);
   assert.equal(j.rules.length, 2);
+  // methods are case-sensitive (RFC 9110), as at the inner: `get` is not GET, so only the
+  // every-method rule /wiki/*.html could allow it; /docs/** (GET,HEAD,POST) does not
+  const lower = sws(['acl', 'check', 'alice', 'get', 'http://intranet.example/docs/a', '--data', IN]);
+  assert.equal(lower.code, 3, lower.stdout + lower.stderr);
+  assert.match(lower.stdout, /^deny\n/);
+  assert.match(lower.stdout, /it allows only GET,HEAD,POST, not get/);
+  assert.match(lower.stderr, /case-sensitive: get is not GET/);
+  const lowerAll = JSON.parse((await inproc(['acl', 'check', 'alice', 'get', 'http://intranet.example/wiki/page.html', '--json', '--data', IN])).stdout) as { decision: string; method: string };
+  assert.deepEqual([lowerAll.decision, lowerAll.method], ['allow', 'get']);
   const nobody = await inproc(['acl', 'check', 'nobody', 'GET', 'http://intranet.example/', '--data', IN]);
   assert.equal(nobody.code, 3);
   assert.match(nobody.stdout, /nobody has no ACL rules/);
@@ -154,6 +163,9 @@ test('acl check agrees with the engine the inner sidecar uses', async () => {
     ['alice', 'GET', 'http://intranet.example/docs'],
     ['alice', 'HEAD', 'http://intranet.example/docs/'],
     ['alice', 'PUT', 'http://intranet.example/docs/x'],
+    ['alice', 'get', 'http://intranet.example/docs/x'],
+    ['alice', 'Head', 'http://intranet.example/docs/'],
+    ['alice', 'get', 'http://intranet.example/wiki/a.html'],
     ['alice', 'GET', 'http://intranet.example/wiki/a.html'],
     ['alice', 'GET', 'http://wiki.example/wiki/a.html'],
     ['alice', 'GET', 'http://intranet.example/wiki/a/b.html'],
