@@ -12,10 +12,14 @@ FROM node:20-bookworm AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # bin/sws.js loads tsx at run time, so it must be a production dependency: fail here, loudly,
-# rather than ship an image whose every command dies on start-up.
-RUN npm ci --omit=dev --no-audit --no-fund \
- && node -e "require.resolve('tsx/esm/api')" 2>/dev/null \
+# rather than ship an image whose every command dies on start-up. Each step fails with its own
+# message (one `|| { ... }` per command), so an npm failure is never reported as a tsx one.
+RUN node -e "process.exit(require('./package.json').dependencies?.tsx ? 0 : 1)" \
  || { echo 'error: tsx is not in "dependencies" of package.json (bin/sws.js needs it at run time)' >&2; exit 1; }
+RUN npm ci --omit=dev --no-audit --no-fund \
+ || { echo "error: npm ci --omit=dev failed (npm's messages above say why; tsx was not the problem)" >&2; exit 1; }
+RUN node -e "require.resolve('tsx/esm/api')" 2>/dev/null \
+ || { echo 'error: npm ci finished but tsx/esm/api cannot be resolved (bin/sws.js needs it at run time)' >&2; exit 1; }
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \

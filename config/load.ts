@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { importPublicKey, toPem } from '../core/crypto.ts';
 import { toHex } from '../core/bytes.ts';
 import { KeyFormatError } from '../core/errors.ts';
@@ -73,6 +73,17 @@ class Located {
     return `${this.source}, ${showPath(path)}`;
   }
 
+  /** `config.yaml line 4, sitez`: the line of the key `key` itself inside the mapping at `path`. */
+  whereKey(path: readonly PathSeg[], key: string): string {
+    const map = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true);
+    if (isMap(map)) {
+      const pair = map.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === key);
+      const range = (pair?.key as { range?: [number, number, number] } | null | undefined)?.range;
+      if (range) return `${this.source} line ${this.lines.linePos(range[0]).line}, ${showPath([...path, key])}`;
+    }
+    return this.where([...path, key]);
+  }
+
   fail(path: readonly PathSeg[], message: string): never {
     throw new UsageError(message, this.where(path));
   }
@@ -91,10 +102,10 @@ function readSmall(path: string, limit: number, what: string): string {
   }
 }
 
-/** Reads the config file at `path` (relative to `cwd`); `-` is not handled here (see parseConfig). */
-export function readConfigFile(path: string, cwd: string): { text: string; source: string; baseDir: string } {
+/** Reads the config file at `path` (relative to `cwd`); `-` is not handled here (see parseConfig). `flag` names it in errors. */
+export function readConfigFile(path: string, cwd: string, flag = '-f'): { text: string; source: string; baseDir: string } {
   const full = resolve(cwd, path);
-  return { text: readSmall(full, MAX_CONFIG_BYTES, '-f'), source: path, baseDir: dirname(full) };
+  return { text: readSmall(full, MAX_CONFIG_BYTES, flag), source: path, baseDir: dirname(full) };
 }
 
 async function publicKey(loc: Located, path: readonly PathSeg[], pem: string): Promise<{ pem: string; keyId: string }> {
@@ -136,9 +147,12 @@ export async function parseConfig(text: string, source: string, baseDir: string)
   const r = configSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
-    return loc.fail(issue.path as PathSeg[], message);
+    if (issue.code === 'unrecognized_keys') {
+      // Point at the (first) unknown key's own line, not at the mapping that holds it.
+      const message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+      throw new UsageError(message, loc.whereKey(issue.path as PathSeg[], issue.keys[0]!));
+    }
+    return loc.fail(issue.path as PathSeg[], issue.message);
   }
   const cfg: ConfigFile = r.data;
   const fileText = (path: readonly PathSeg[], file: string) => {

@@ -108,6 +108,7 @@ export function admit(body: string, settings: InjectSettings): AdmissionAnswer {
     if (outcome.kind === 'injected-differently') {
       warnings.push(`sws: ${target.display} was injected with other settings (${outcome.found}); left as it is`);
     }
+    if (outcome.kind === 'inject') warnings.push(...outcome.warnings.map((w) => `sws: ${w}`));
   }
   const edits = editsOf(plan);
   if (edits.length === 0) {

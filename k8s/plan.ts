@@ -21,7 +21,7 @@ export type TargetOutcome =
   | { readonly kind: 'skip'; readonly why: string }
   | { readonly kind: 'unchanged'; readonly role: SidecarRole; readonly marker: string }
   | { readonly kind: 'injected-differently'; readonly role: SidecarRole; readonly found: string; readonly expected: string }
-  | { readonly kind: 'inject'; readonly role: SidecarRole; readonly marker: string; readonly edits: readonly Edit[] };
+  | { readonly kind: 'inject'; readonly role: SidecarRole; readonly marker: string; readonly edits: readonly Edit[]; readonly warnings: readonly string[] };
 
 export type ObjectPlan =
   | { readonly kind: 'unsupported'; readonly why: string }
@@ -147,7 +147,62 @@ function planTarget(obj: unknown, t: PodTarget, global: InjectSettings): TargetO
   for (const c of parts.initContainers) edits.push({ op: 'append', path: [...t.podSpecPath, 'initContainers'], value: c });
   for (const c of parts.containers) edits.push({ op: 'append', path: [...t.podSpecPath, 'containers'], value: c });
   for (const v of parts.volumes) edits.push({ op: 'append', path: [...t.podSpecPath, 'volumes'], value: v });
-  return { kind: 'inject', role, marker, edits };
+  const warnings: string[] = [];
+  if (s.dataVolume.kind === 'pvc') {
+    const pvc = pvcEdits(obj, t, s, s.dataVolume.claimName);
+    edits.push(...pvc.edits);
+    warnings.push(...pvc.warnings);
+  }
+  return { kind: 'inject', role, marker, edits, warnings };
+}
+
+/** Kinds whose pods all run from one template with `spec.replicas` copies (default 1). */
+const REPLICATED_KINDS = new Set(['Deployment', 'StatefulSet', 'ReplicaSet', 'ReplicationController']);
+
+/**
+ * A PVC data dir: the volume keeps the owner the storage gave it (often root), and the sidecar
+ * runs as a non-root user, so the pod needs `securityContext.fsGroup` (Kubernetes then makes
+ * the volume group-writable for that group and adds the group to every container). It is set
+ * to the sidecar's group when the pod has none; an existing one is kept. Not part of the
+ * marker: it is a pod setting derived from the same settings the marker already covers.
+ *
+ * The warnings: one data dir is one SQLite database and, at an inner, one process's sessions
+ * (docs/SCALING.md); several pods on one claim share neither safely.
+ */
+function pvcEdits(obj: unknown, t: PodTarget, s: InjectSettings, claim: string): { edits: Edit[]; warnings: string[] } {
+  const edits: Edit[] = [];
+  const warnings: string[] = [];
+  const podSc = getAt(obj, [...t.podSpecPath, 'securityContext']);
+  const fsGroup = isObject(podSc) ? podSc.fsGroup : undefined;
+  if (fsGroup === undefined || fsGroup === null) {
+    edits.push({ op: 'set', path: [...t.podSpecPath, 'securityContext', 'fsGroup'], value: s.runAsUser });
+  } else if (fsGroup !== s.runAsUser) {
+    warnings.push(
+      `${t.display}: the pod's securityContext.fsGroup is ${JSON.stringify(fsGroup)}, not the sidecar's group ${s.runAsUser}; kept as it is. ` +
+        `The sidecar can write pvc:${claim} only through that group (Kubernetes adds it to every container): make sure the volume type supports fsGroup, or use --run-as-user ${JSON.stringify(fsGroup)}`,
+    );
+  }
+  const workload = t.workloadMetaPath?.slice(0, -1);
+  if (workload !== undefined && REPLICATED_KINDS.has(t.kind)) {
+    const replicas = getAt(obj, [...workload, 'spec', 'replicas']);
+    if (typeof replicas === 'number' && replicas > 1) {
+      warnings.push(
+        `${t.display}: ${replicas} replicas share the data volume pvc:${claim}, but a data dir belongs to one sidecar process ` +
+          `(one SQLite database, and at an inner one process's sessions): run 1 replica (docs/KUBERNETES.md, docs/SCALING.md)`,
+      );
+    }
+    if (t.kind === 'Deployment') {
+      const strategy = getAt(obj, [...workload, 'spec', 'strategy', 'type']);
+      if (strategy !== 'Recreate') {
+        warnings.push(
+          `${t.display}: with strategy ${typeof strategy === 'string' ? strategy : 'RollingUpdate (the default)'} a rollout starts the new pod while the old one still holds pvc:${claim}; use strategy: {type: Recreate}`,
+        );
+      }
+    }
+  } else if (t.kind === 'DaemonSet') {
+    warnings.push(`${t.display}: a DaemonSet runs a pod on every node, all on the one data volume pvc:${claim}, but a data dir belongs to one sidecar process: use emptyDir or one workload per claim`);
+  }
+  return { edits, warnings };
 }
 
 /** Plans the injection of every pod template in `obj` (a plain JSON value). */
@@ -162,4 +217,6 @@ export const INJECTED_NAMES = {
   containers: [NAMES.container('inner'), NAMES.container('outer'), NAMES.init],
   volumes: Object.values(NAMES.volumes),
   annotations: [INJECTED_ANNOTATION, ROLE_ANNOTATION],
+  /** Set in the pod's securityContext for a PVC data dir when the pod has none. */
+  podSecurityContext: ['fsGroup'],
 } as const;

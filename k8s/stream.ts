@@ -59,6 +59,7 @@ function reportsOf(plan: ObjectPlan, index: number, obj: unknown): { reports: Do
     return { reports: [{ index, display: displayName(obj), result: 'passed-through', why: plan.why }], warnings };
   }
   const reports: DocumentReport[] = [];
+  const warnings: string[] = [];
   for (const { target, outcome } of plan.targets) {
     switch (outcome.kind) {
       case 'skip':
@@ -69,6 +70,7 @@ function reportsOf(plan: ObjectPlan, index: number, obj: unknown): { reports: Do
         break;
       case 'inject':
         reports.push({ index, display: target.display, result: 'injected', role: outcome.role });
+        warnings.push(...outcome.warnings.map((w) => `document ${index}: ${w}`));
         break;
       case 'injected-differently':
         throw new InjectError(
@@ -79,7 +81,7 @@ function reportsOf(plan: ObjectPlan, index: number, obj: unknown): { reports: Do
     }
   }
   if (plan.targets.length === 0) reports.push({ index, display: displayName(obj), result: 'skipped', why: 'no pod templates' });
-  return { reports, warnings: [] };
+  return { reports, warnings };
 }
 
 function plainError(e: { message: string }): string {

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { applyDesiredState, diffState, parseConfig, readConfigFile, summarize, warningsFor, type Change, type DesiredState } from '../../config/index.ts';
-import { DB_FILE, initStore, UsageError } from '../../store/index.ts';
+import { DB_FILE, initStore, UsageError, type Role } from '../../store/index.ts';
 import { dataDirOf, fingerprintOf, storeOptions, withStore, type CliContext } from './common.ts';
 
 interface Flags {
@@ -59,6 +59,62 @@ function describe(c: Change): string {
   }
 }
 
+/** What one apply did: the parsed file, the changes and whether they were committed. */
+export interface ApplyOutcome {
+  readonly desired: DesiredState;
+  readonly source: string;
+  readonly dir: string;
+  readonly changes: readonly Change[];
+  readonly committed: boolean;
+  readonly initialized?: string;
+}
+
+/**
+ * Reads, checks and applies a config to the data dir of `cmd`: the one code path of `sws apply`
+ * and of `sws inner|outer start --config`. Everything about the file is checked before the data
+ * dir is touched (UsageError, exit 2, naming file, line and field); the changes run in one
+ * transaction (a clash rolls everything back). `role`: the role the caller needs (`start`),
+ * undefined to take it from the file (`apply`).
+ */
+export async function applyConfig(
+  input: { text: string; source: string; baseDir: string },
+  cmd: Command,
+  ctx: CliContext,
+  opts: { dryRun: boolean; prune: boolean; init: boolean; role?: Role; flag?: string },
+): Promise<ApplyOutcome> {
+  const desired: DesiredState = await parseConfig(input.text, input.source, input.baseDir);
+  if (opts.role !== undefined && desired.role !== opts.role) {
+    throw new UsageError(`${input.source} is an ${desired.role} config (role: ${desired.role}); sws ${opts.role} start needs role: ${opts.role}`, opts.flag ?? '-f');
+  }
+  const dir = dataDirOf(cmd, ctx);
+  const { dryRun, prune } = opts;
+  if (opts.init && !existsSync(join(dir, DB_FILE))) {
+    if (dryRun) return { desired, source: input.source, dir, changes: diffState(desired, {}, prune), committed: false, initialized: `would initialize ${desired.role} data dir ${dir}` };
+    const r = await initStore(dir, desired.role, storeOptions(ctx));
+    const initialized = `initialized ${desired.role} data dir ${dir}${r.keyId ? ` (inner key ${fingerprintOf(r.keyId)})` : ''}`;
+    try {
+      const { changes, committed } = await applyDesiredState(r.store, desired, { dryRun, prune });
+      return { desired, source: input.source, dir, changes, committed, initialized };
+    } finally {
+      r.store.close();
+    }
+  }
+  const { changes, committed } = await withStore(cmd, ctx, desired.role, (store) => applyDesiredState(store, desired, { dryRun, prune }));
+  return { desired, source: input.source, dir, changes, committed };
+}
+
+/** The human summary line of an apply. */
+export function summaryLine(o: ApplyOutcome, dryRun: boolean): string {
+  const summary = summarize(o.changes);
+  const pending = summary.add + summary.change + summary.remove;
+  const unmanaged = summary.unmanaged > 0 ? `, ${summary.unmanaged} unmanaged` : '';
+  if (dryRun) return `dry run: ${summary.add} to add, ${summary.change} to change, ${summary.remove} to remove${unmanaged}; nothing changed`;
+  if (pending === 0) return `no changes: the data dir matches ${o.source}${unmanaged}`;
+  return `applied: ${summary.add} added, ${summary.change} changed, ${summary.remove} removed${unmanaged}`;
+}
+
+export { describe as describeChange };
+
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('apply')
@@ -70,44 +126,18 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: Flags, cmd: Command) => {
       const input = opts.file === '-' ? { text: await readStdin(ctx), source: '<stdin>', baseDir: ctx.cwd } : readConfigFile(opts.file, ctx.cwd);
-      const desired: DesiredState = await parseConfig(input.text, input.source, input.baseDir);
-      const dir = dataDirOf(cmd, ctx);
       const dryRun = opts.dryRun ?? false;
       const prune = opts.prune ?? false;
-
-      let initialized: string | undefined;
-      let changes: readonly Change[];
-      let committed = false;
-      if (opts.init && !existsSync(join(dir, DB_FILE))) {
-        if (dryRun) {
-          initialized = `would initialize ${desired.role} data dir ${dir}`;
-          changes = diffState(desired, {}, prune);
-        } else {
-          const r = await initStore(dir, desired.role, storeOptions(ctx));
-          initialized = `initialized ${desired.role} data dir ${dir}${r.keyId ? ` (inner key ${fingerprintOf(r.keyId)})` : ''}`;
-          try {
-            ({ changes, committed } = await applyDesiredState(r.store, desired, { dryRun, prune }));
-          } finally {
-            r.store.close();
-          }
-        }
-      } else {
-        ({ changes, committed } = await withStore(cmd, ctx, desired.role, (store) => applyDesiredState(store, desired, { dryRun, prune })));
-      }
-
-      const summary = summarize(changes);
-      const warnings = warningsFor(desired);
+      const o = await applyConfig(input, cmd, ctx, { dryRun, prune, init: opts.init ?? false });
+      const summary = summarize(o.changes);
+      const warnings = warningsFor(o.desired);
       if (opts.json) {
-        ctx.json({ role: desired.role, dataDir: dir, dryRun, prune, committed, ...(initialized ? { initialized } : {}), summary, changes, warnings });
+        ctx.json({ role: o.desired.role, dataDir: o.dir, dryRun, prune, committed: o.committed, ...(o.initialized ? { initialized: o.initialized } : {}), summary, changes: o.changes, warnings });
         return;
       }
-      if (initialized) ctx.note(initialized);
+      if (o.initialized) ctx.note(o.initialized);
       for (const w of warnings) ctx.note(`warning: ${w}`);
-      for (const c of changes) ctx.out(describe(c));
-      const pending = summary.add + summary.change + summary.remove;
-      const unmanaged = summary.unmanaged > 0 ? `, ${summary.unmanaged} unmanaged` : '';
-      if (dryRun) ctx.out(`dry run: ${summary.add} to add, ${summary.change} to change, ${summary.remove} to remove${unmanaged}; nothing changed`);
-      else if (pending === 0) ctx.out(`no changes: the data dir matches ${input.source}${unmanaged}`);
-      else ctx.out(`applied: ${summary.add} added, ${summary.change} changed, ${summary.remove} removed${unmanaged}`);
+      for (const c of o.changes) ctx.out(describe(c));
+      ctx.out(summaryLine(o, dryRun));
     });
 }

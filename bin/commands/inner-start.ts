@@ -2,13 +2,13 @@
 import { Option, type Command } from 'commander';
 import { InnerSidecar } from '../../sidecar-inner/server.ts';
 import { INNER_DEFAULTS, type InnerSidecarConfig } from '../../sidecar-inner/config.ts';
-import { parseListen } from '../../sidecar-shared/listen.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, type CliContext } from './common.ts';
-import { intFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
 import { addCacheOptions, cacheLimits, type CacheFlags } from './cache-flags.ts';
+import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
 
-interface Flags extends CacheFlags {
+interface Flags extends CacheFlags, StartConfigFlags {
   listen: string;
   adminListen?: string;
   forwardedUserHeader: string;
@@ -37,7 +37,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--session-lifetime <SECONDS>', 'longest life of a session key (default 3600)')
     .option('--idle-timeout <SECONDS>', 'a session unused this long is dropped (default 600)')
     .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(INNER_DEFAULTS.logLevel));
-  addCacheOptions(start, 'shared cache of WWW responses')
+  addCacheOptions(addStartConfigOptions(start), 'shared cache of WWW responses')
     .action(async (opts: Flags, cmd: Command) => {
       const header = opts.forwardedUserHeader.toLowerCase();
       if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw new UsageError('must be an HTTP header name', '--forwarded-user-header');
@@ -47,8 +47,8 @@ export function register(program: Command, ctx: CliContext): void {
       const idle = intFlag(opts.idleTimeout, '--idle-timeout', 10, 86_400);
       const config: InnerSidecarConfig = {
         dataDir: dataDirOf(cmd, ctx),
-        listen: parseListen(opts.listen, '--listen'),
-        ...(opts.adminListen ? { adminListen: parseListen(opts.adminListen, '--admin-listen') } : {}),
+        listen: listenFlag(opts.listen, '--listen'),
+        ...(opts.adminListen ? { adminListen: listenFlag(opts.adminListen, '--admin-listen') } : {}),
         forwardedUserHeader: header,
         connectTimeoutMs: intFlag(opts.connectTimeout, '--connect-timeout', 1, 600_000) ?? INNER_DEFAULTS.connectTimeoutMs,
         upstreamHeadersTimeoutMs: intFlag(opts.upstreamTimeout, '--upstream-timeout', 1, 3_600_000) ?? INNER_DEFAULTS.upstreamHeadersTimeoutMs,
@@ -63,6 +63,8 @@ export function register(program: Command, ctx: CliContext): void {
           ...(idle !== undefined ? { idleTimeoutMs: idle * 1000 } : {}),
         },
       };
+      // Every flag is checked first; then the config is applied, then the sidecar starts.
+      await applyStartConfig(opts, 'inner', cmd, ctx);
       const sidecar = await InnerSidecar.start(config);
       await runUntilSignal(sidecar);
     });

@@ -3,15 +3,15 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_REKEY_POLICY, formatRekeyPolicy, parseRekeyPolicy } from '../../core/keyrotation.ts';
 import { OuterSidecar } from '../../sidecar-outer/server.ts';
 import { OUTER_DEFAULTS, type OuterSidecarConfig } from '../../sidecar-outer/config.ts';
-import { parseListen } from '../../sidecar-shared/listen.ts';
 import { PolicyError } from '../../core/errors.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, readInputFile, type CliContext } from './common.ts';
 import { checkTlsIdentity } from './tls-files.ts';
-import { intFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
 import { addOuterOptions, outerCacheConfig, portalConfig, type OuterCacheFlags } from './cache-flags.ts';
+import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
 
-interface Flags extends OuterCacheFlags {
+interface Flags extends OuterCacheFlags, StartConfigFlags {
   listen: string;
   adminListen?: string;
   rekey: string;
@@ -38,7 +38,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-cert <FILE>', 'serve clients over HTTPS (claim 7): PEM certificate, with any intermediates')
     .option('--tls-key <FILE>', 'the private key of --tls-cert (PEM)')
     .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(OUTER_DEFAULTS.logLevel));
-  addOuterOptions(start)
+  addOuterOptions(addStartConfigOptions(start))
     .action(async (opts: Flags, cmd: Command) => {
       let rekey;
       try {
@@ -52,8 +52,8 @@ export function register(program: Command, ctx: CliContext): void {
       const tls = tlsConfig(opts, ctx);
       const config: OuterSidecarConfig = {
         dataDir: dataDirOf(cmd, ctx),
-        listen: parseListen(opts.listen, '--listen'),
-        ...(opts.adminListen ? { adminListen: parseListen(opts.adminListen, '--admin-listen') } : {}),
+        listen: listenFlag(opts.listen, '--listen'),
+        ...(opts.adminListen ? { adminListen: listenFlag(opts.adminListen, '--admin-listen') } : {}),
         rekey,
         innerHeadersTimeoutMs: intFlag(opts.innerTimeout, '--inner-timeout', 1, 3_600_000) ?? OUTER_DEFAULTS.innerHeadersTimeoutMs,
         innerBodyTimeoutMs: OUTER_DEFAULTS.innerBodyTimeoutMs,
@@ -66,6 +66,8 @@ export function register(program: Command, ctx: CliContext): void {
         ...(portal ? { portal } : {}),
         clearOnUserSwitch: opts.clearOnUserSwitch,
       };
+      // Every flag is checked first; then the config is applied, then the sidecar starts.
+      await applyStartConfig(opts, 'outer', cmd, ctx);
       const sidecar = await OuterSidecar.start(config);
       await runUntilSignal(sidecar);
     });

@@ -143,10 +143,15 @@ test('entries the file does not list are reported as unmanaged and kept; --prune
 test('invalid files exit 2 naming the file, line and field, and change nothing', async () => {
   const before = snapshot(IN);
   const valid = innerConfig();
+  const nested = valid.replace('    pattern: /docs/public/*', '    pattern: /docs/public/*\n    hots: x');
+  const lineOf = (text: string, needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+  assert.ok(lineOf(nested, 'hots: x') > 20);
   const bad: [string, string, RegExp][] = [
     ['yaml', 'version: 1\nrole: [inner\n', /line 3: invalid YAML/],
     ['version', valid.replace('version: 1', 'version: 2'), /line 2, version: version must be 1/],
-    ['unknown field', valid.replace('sites:', 'sitez:'), /unknown field sitez/],
+    // The unknown key's own line, not "line 1, (top level)" or the line of the mapping holding it.
+    ['unknown field', valid.replace('sites:', 'sitez:'), /\.yaml line 4, sitez: unknown field sitez \(/],
+    ['unknown nested field', nested, new RegExp(`\\.yaml line ${lineOf(nested, 'hots: x')}, acl\\[1\\]\\.hots: unknown field hots \\(`)],
     ['role', valid.replace('role: inner', 'role: middle'), /role must be inner or outer/],
     ['upstream', valid.replace('http://wiki.intranet.svc:8080', 'ftp://wiki'), /line 6, sites\[0\]\.upstream: the upstream must be an http/],
     ['pattern', valid.replace('/docs/**', 'docs'), /acl\[0\]\.pattern: the pattern must be an absolute path/],
@@ -157,7 +162,7 @@ test('invalid files exit 2 naming the file, line and field, and change nothing',
     ['duplicate grant', valid + '  - user: alice\n    pattern: /docs/**\n    methods: [PUT]\n', /acl\[2\]: the grant of \/docs\/\*\* to alice/],
     ['empty', '', /the file is empty/],
   ];
-  const results = await Promise.all(bad.map(([name, text]) => swsAsync(['apply', '-f', file(`bad-${name.replace(' ', '-')}.yaml`, text), '--data', IN], { cwd: tmp.dir })));
+  const results = await Promise.all(bad.map(([name, text]) => swsAsync(['apply', '-f', file(`bad-${name.replaceAll(' ', '-')}.yaml`, text), '--data', IN], { cwd: tmp.dir })));
   results.forEach((r, i) => {
     const [name, , re] = bad[i]!;
     assert.equal(r.code, 2, `${name}: ${r.stderr}`);

@@ -22,7 +22,7 @@ export function parseStream(text: string): Json[] {
 
 const isObj = (v: unknown): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const INJECTED_ENTRIES = new Set<string>([...INJECTED_NAMES.containers, ...INJECTED_NAMES.volumes]);
-const INJECTED_KEYS = new Set<string>(INJECTED_NAMES.annotations);
+const INJECTED_KEYS = new Set<string>([...INJECTED_NAMES.annotations, ...INJECTED_NAMES.podSecurityContext]);
 
 /**
  * `out` with what injection added removed, using `inp` (the input) to tell added from

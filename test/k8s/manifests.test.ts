@@ -8,10 +8,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultInjectSettings, injectYamlStream } from '../../k8s/index.ts';
 import { MUTATE_PATH } from '../../k8s/webhook.ts';
@@ -161,3 +162,57 @@ test('package.json: what the k8s and config code import at run time are producti
   assert.ok(pkg.dependencies.pino, 'pino');
 });
 
+
+/**
+ * The deps stage's RUN steps as `docker build` runs them (`/bin/sh -c`, in order, stopping at the
+ * first failure), in a temp WORKDIR with a fake `npm` on PATH: each failure must name what
+ * failed. Before the fix one `a && b || {tsx message}` also caught an `npm ci` failure.
+ */
+function runDepsStage(opts: { npmExit: number; tsxInDependencies: boolean; nodeModules: boolean }): { code: number; stderr: string } {
+  const df = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const deps = df.split(/^FROM\s/m)[1]!;
+  const runs = deps
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => l.startsWith('RUN '))
+    .map((l) => l.slice(4));
+  assert.ok(runs.length >= 1 && runs.some((r) => r.includes('npm ci')), 'no RUN npm ci in the deps stage');
+  const dir = mkdtempSync(join(tmpdir(), 'sws-docker-'));
+  try {
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin', 'npm'), `#!/bin/sh\necho "npm ERR! fake failure" >&2\nexit ${opts.npmExit}\n`, { mode: 0o755 });
+    const app = join(dir, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ dependencies: opts.tsxInDependencies ? { tsx: '^4' } : { yaml: '^2' }, devDependencies: { tsx: '^4' } }));
+    if (opts.nodeModules) symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'));
+    const env = { PATH: `${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin` };
+    let stderr = '';
+    for (const cmd of runs) {
+      const r = spawnSync('/bin/sh', ['-c', cmd], { cwd: app, env, encoding: 'utf8' });
+      stderr += r.stderr;
+      if (r.status !== 0) return { code: r.status ?? -1, stderr };
+    }
+    return { code: 0, stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('Dockerfile: an npm ci failure says npm ci failed, a missing tsx says tsx, and a good install passes', () => {
+  const npmFails = runDepsStage({ npmExit: 1, tsxInDependencies: true, nodeModules: false });
+  assert.notEqual(npmFails.code, 0);
+  assert.match(npmFails.stderr, /error: npm ci --omit=dev failed/);
+  assert.doesNotMatch(npmFails.stderr, /tsx is not in/, 'an npm failure was blamed on tsx');
+
+  const noTsx = runDepsStage({ npmExit: 0, tsxInDependencies: false, nodeModules: true });
+  assert.notEqual(noTsx.code, 0);
+  assert.match(noTsx.stderr, /error: tsx is not in "dependencies" of package\.json/);
+  assert.doesNotMatch(noTsx.stderr, /npm ci --omit=dev failed/);
+
+  const unresolvable = runDepsStage({ npmExit: 0, tsxInDependencies: true, nodeModules: false });
+  assert.notEqual(unresolvable.code, 0);
+  assert.match(unresolvable.stderr, /tsx\/esm\/api cannot be resolved/);
+
+  const ok = runDepsStage({ npmExit: 0, tsxInDependencies: true, nodeModules: true });
+  assert.equal(ok.code, 0, ok.stderr);
+});
