@@ -6,7 +6,7 @@
  * Stages per envelope: open → read request → canonicalize → authorize → forward → seal.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FieldLine, ResponseHead } from '../core/bhttp.ts';
 import { SwsError } from '../core/errors.ts';
 import { InnerEndpoint, type InnerRequest } from '../core/inner.ts';
@@ -15,7 +15,7 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { aclEngine, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Site, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { writeBody } from '../sidecar-shared/write.ts';
+import { writeBody, writeWhole } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
@@ -105,7 +105,37 @@ export class InnerSidecar {
         res.destroy();
       });
     });
+    // Whatever Node's parser refuses, and CONNECT, is answered in words and counted, never a silent drop.
+    this.#server.on('connect', (req: IncomingMessage, socket: Socket) => this.#refuseConnect(req, socket));
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
     this.#admin = config.adminListen ? createAdminServer({ metrics: this.metrics, notReadyReason: () => this.#notReady() }) : undefined;
+  }
+
+  #refuseConnect(req: IncomingMessage, socket: Socket): void {
+    this.metrics.rejections.inc({ code: 'SWS_ERR_CONNECT' });
+    this.metrics.requests.inc({ outcome: 'refused', status: '405' });
+    this.log.warn({ code: 'SWS_ERR_CONNECT', method: req.method, remote: socket.remoteAddress, status: 405 }, 'CONNECT refused');
+    socket.on('error', () => undefined);
+    socket.end(rawProblem(405, 'Method Not Allowed', 'SWS_ERR_CONNECT', `this is an sws inner: it tunnels nothing; envelopes go to POST ${ENVELOPE_PATH}`, 'allow: POST\r\n'));
+  }
+
+  #clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    socket.on('error', () => undefined);
+    // A peer that reset or half-closed: there is nobody to answer and nothing to count.
+    // A response already on its way cannot be followed by another status line: just cut.
+    const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (err.code === 'ECONNRESET' || !socket.writable || inProgress) return void socket.destroy();
+    const [status, reason, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? ([431, 'Request Header Fields Too Large', 'SWS_ERR_HEADERS_TOO_LARGE', 'the request headers are too large'] as const)
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ([408, 'Request Timeout', 'SWS_ERR_BAD_HTTP', 'the request headers did not arrive in time'] as const)
+          : ([400, 'Bad Request', 'SWS_ERR_BAD_HTTP', 'malformed HTTP request'] as const);
+    this.metrics.rejections.inc({ code });
+    this.metrics.requests.inc({ outcome: 'refused', status: String(status) });
+    // The parser's code names the fault; its message may quote input, so it is not logged.
+    this.log.warn({ code, parserCode: err.code, remote: socket.remoteAddress, status }, 'malformed HTTP refused');
+    socket.end(rawProblem(status, reason, code, message));
   }
 
   static async start(config: InnerSidecarConfig, deps: InnerSidecarDeps = {}): Promise<InnerSidecar> {
@@ -203,8 +233,9 @@ export class InnerSidecar {
       return;
     }
     if (r.kind === 'refused') return this.#refuse(req, res, r.refusal, r.error, started);
-    if (!res.headersSent) res.writeHead(200, this.#envelopeHeaders(KeyStates.ok));
-    await this.#serve(req, res, r, started);
+    const keyState = env.confirm ? KeyStates.exchanged : KeyStates.ok;
+    if (!res.headersSent) res.writeHead(200, this.#envelopeHeaders(keyState));
+    await this.#serve(req, res, r, started, keyState);
   }
 
   #envelopeHeaders(keyState: string): Record<string, string> {
@@ -251,9 +282,9 @@ export class InnerSidecar {
   }
 
   /** A request that authenticated: everything from here on is answered sealed. */
-  async #serve(req: IncomingMessage, res: ServerResponse, r: InnerRequest, started: bigint): Promise<void> {
+  async #serve(req: IncomingMessage, res: ServerResponse, r: InnerRequest, started: bigint, keyState: string): Promise<void> {
     const user = r.session.user;
-    const access = { user, method: r.head.method, host: r.head.authority, path: r.head.path, keyState: res.getHeader(HeaderNames.keyState) };
+    const access = { user, method: r.head.method, host: r.head.authority, path: loggablePath(r.head.path), keyState };
     let canonical: CanonicalRequest;
     try {
       canonical = canonicalize(r.head, this.config.forwardedUserHeader);
@@ -301,7 +332,8 @@ export class InnerSidecar {
       // The shared cache is consulted only here, after this user passed the ACL just now.
       const plan = this.#cache?.plan(canonical, user);
       if (plan?.kind === 'hit') {
-        await writeBody(res, r.respond(this.#epochs.stamp(user, plan.head), plan.body));
+        const sealed = r.respond(this.#epochs.stamp(user, plan.head), plan.body);
+        await (plan.body === null || plan.body instanceof Uint8Array ? writeWhole(res, sealed) : writeBody(res, sealed));
         this.#accessLog({ ...access, path: canonical.target.path, cache: 'hit' }, 'allow', plan.head.status, started);
         return;
       }
@@ -320,7 +352,9 @@ export class InnerSidecar {
         respBody = up.body;
       }
       const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
-      await writeBody(res, r.respond(this.#epochs.stamp(user, out.head), out.body));
+      const sealed = r.respond(this.#epochs.stamp(user, out.head), out.body);
+      // A body at hand seals to one record: the head, record and end leave in one write.
+      await (out.body === null || out.body instanceof Uint8Array ? writeWhole(res, sealed) : writeBody(res, sealed));
       this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
     } catch (err) {
       if (bodyError !== undefined || revoked || controller.signal.aborted) {
@@ -380,6 +414,21 @@ export class InnerSidecar {
     this.log.info('inner sidecar stopped');
     await flushLog(this.log);
   }
+}
+
+/** A whole HTTP/1.1 answer for a socket the HTTP server no longer (or never) handles: problem+json, then close. */
+function rawProblem(status: number, reason: string, code: string, title: string, extraHeaders = ''): string {
+  const body = JSON.stringify({ type: `urn:sws:error:${code}`, title, status, code });
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\n${extraHeaders}` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+/** The path a log line may carry: never the query (tokens live there) nor a fragment. */
+export function loggablePath(path: string): string {
+  const cut = path.search(/[?#]/);
+  return cut < 0 ? path : path.slice(0, cut);
 }
 
 function msSince(start: bigint): number {

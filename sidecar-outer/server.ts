@@ -20,7 +20,7 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { writeBody } from '../sidecar-shared/write.ts';
+import { collect, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
@@ -46,6 +46,19 @@ class ClientError extends SwsError {
     this.status = status;
     this.headers = headers;
   }
+}
+
+/** The client closed its connection before the answer was complete: not a rejection, nothing left to answer. */
+const CLIENT_GONE = 'SWS_ERR_CLIENT_GONE';
+
+/** How a request ended, for the access log and sws_requests_total. */
+type Outcome = 'ok' | 'denied' | 'unauthenticated' | 'truncated' | 'aborted' | 'error';
+/** The access decision behind it: the inner's (allow or deny, from the answer it sealed) or the outer's. */
+type Decision = 'allow' | 'deny' | 'unauthenticated' | 'none' | 'error';
+
+/** An answer that reached the client whole: a 403 is the inner's ACL (or the web server) refusing access. */
+function answered(status: number): { outcome: Outcome; decision: Decision } {
+  return status === 403 ? { outcome: 'denied', decision: 'deny' } : { outcome: 'ok', decision: 'allow' };
 }
 
 interface Upstream {
@@ -76,6 +89,8 @@ export class OuterSidecar {
   readonly #switches: UserSwitchTracker | undefined;
   /** host → inner server, so the hot path (cache hits above all) does no SQL; cleared on any store change. */
   readonly #serverByHost = new Map<string, InnerServer | null>();
+  /** Requests that sent `Expect: 100-continue` and have not been told to go on yet. */
+  readonly #awaitingContinue = new WeakSet<IncomingMessage>();
   #stopWatch: () => void = () => undefined;
   #address: AddressInfo | undefined;
   #adminAddress: AddressInfo | undefined;
@@ -108,6 +123,14 @@ export class OuterSidecar {
     this.#server = config.tls
       ? createHttpsServer({ ...httpOptions, cert: config.tls.certPem, key: config.tls.keyPem, minVersion: 'TLSv1.2' }, onRequest)
       : createServer(httpOptions, onRequest);
+    // Expect: 100-continue is answered here, to this hop's client, never carried to the inner (RFC 9110
+    // §10.1.1). "100 Continue" goes out only once the request is known to need its body (authenticated,
+    // routed), so a refused upload is refused before the client sends it.
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.#portal && (req.url ?? '').startsWith('/')) res.writeContinue();
+      else this.#awaitingContinue.add(req);
+      onRequest(req, res);
+    });
     this.#server.on('connect', (req: IncomingMessage, socket: Socket) => {
       this.metrics.rejections.inc({ code: 'SWS_ERR_CONNECT' });
       socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nsws does not tunnel CONNECT: request http:// URLs through this proxy; the inner reaches https web servers itself.\n');
@@ -303,7 +326,7 @@ export class OuterSidecar {
     if (!server) throw new ClientError(502, 'SWS_ERR_NO_INNER', `sws: no inner server is configured for ${target.host}; nothing was sent`);
     access.inner = server.name;
     const head: RequestHead = { method: req.method!, scheme: 'http', authority: target.host, path: target.pathAndQuery, headers: fields };
-    const body = await this.#requestBody(req);
+    const body = await this.#requestBody(req, res);
     const plan = this.#cache.plan(user, server.name, target, head, body === null);
     if (plan.kind === 'hit') {
       // Claim 4: answered from this user's cache; neither the inner nor the WWW server is contacted.
@@ -311,7 +334,8 @@ export class OuterSidecar {
       const out = decorate({ head: { status: plan.answer.status, headers: plan.answer.fields }, body: plan.answer.body });
       res.writeHead(out.head.status, flatFields(out.head.headers));
       await sendBody(res, out.body);
-      this.#accessLog(access, out.head.status, started, 'ok');
+      const hit = answered(out.head.status);
+      this.#accessLog(access, out.head.status, started, hit.outcome, hit.decision);
       return;
     }
     const up = this.#upstream(server);
@@ -330,13 +354,14 @@ export class OuterSidecar {
   }
 
   /** Small bodies are read whole (one record, retryable); large or unknown ones stream. */
-  async #requestBody(req: IncomingMessage): Promise<Uint8Array | AsyncIterable<Uint8Array> | null> {
+  async #requestBody(req: IncomingMessage, res: ServerResponse): Promise<Uint8Array | AsyncIterable<Uint8Array> | null> {
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
     if (te === undefined && (cl === undefined || cl === '0')) {
       req.resume();
       return null;
     }
+    if (this.#awaitingContinue.delete(req) && !res.headersSent) res.writeContinue();
     if (te === undefined && Number(cl) <= SMALL_BODY) {
       const parts: Buffer[] = [];
       for await (const c of req) parts.push(c as Buffer);
@@ -345,7 +370,7 @@ export class OuterSidecar {
     return req;
   }
 
-  async #send(call: OuterCall, up: Upstream, head: RequestHead, body: Uint8Array | AsyncIterable<Uint8Array> | null, exchangeOnly = false): Promise<Dispatcher.ResponseData> {
+  async #send(call: OuterCall, up: Upstream, head: RequestHead, body: Uint8Array | AsyncIterable<Uint8Array> | null, signal: AbortSignal, exchangeOnly = false): Promise<Dispatcher.ResponseData> {
     const headers = {
       'content-type': MEDIA_TYPE,
       'cache-control': 'no-store',
@@ -360,10 +385,13 @@ export class OuterSidecar {
         headers,
         headersTimeout: this.config.innerHeadersTimeoutMs,
         bodyTimeout: this.config.innerBodyTimeoutMs,
-        body: exchangeOnly ? call.sealExchangeOnly() : Readable.from(call.seal(head, body)),
+        // A body at hand seals to a few hundred octets: one buffer with a Content-Length, one write.
+        body: exchangeOnly ? call.sealExchangeOnly() : body === null || body instanceof Uint8Array ? await collect(call.seal(head, body)) : Readable.from(call.seal(head, body)),
+        signal,
       });
     } catch (err) {
       call.abandon(err);
+      if (signal.aborted) throw new ClientError(499, CLIENT_GONE, 'sws: the client closed the connection before the answer arrived');
       const code = (err as { code?: string }).code;
       if (code === 'UND_ERR_HEADERS_TIMEOUT') throw new ClientError(504, 'SWS_ERR_INNER_TIMEOUT', 'sws: the inner server did not answer in time');
       throw new ClientError(502, 'SWS_ERR_INNER_UNREACHABLE', 'sws: the inner server could not be reached');
@@ -383,13 +411,40 @@ export class OuterSidecar {
     complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
   ): Promise<void> {
     const replayable = body === null || body instanceof Uint8Array;
+    // A client that leaves before its answer is complete cancels the envelope, and with it the inner's
+    // request to the web server (the inner aborts upstream when the outer's connection closes).
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) gone.abort(new ResponseClosedError());
+    };
+    res.once('close', onClose);
+    try {
+      await this.#exchangeLoop(res, channel, up, target, head, body, replayable, access, started, complete, gone.signal);
+    } finally {
+      res.off('close', onClose);
+    }
+  }
+
+  async #exchangeLoop(
+    res: ServerResponse,
+    channel: OuterChannel,
+    up: Upstream,
+    target: ProxyTarget,
+    head: RequestHead,
+    body: Uint8Array | AsyncIterable<Uint8Array> | null,
+    replayable: boolean,
+    access: Record<string, unknown>,
+    started: bigint,
+    complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
+    signal: AbortSignal,
+  ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const call = await channel.prepare(target.origin).catch((err) => {
         throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_EXCHANGE_FAILED', 'sws: the key exchange with the inner server failed');
       });
       access.keyState = call.keyState;
       if (call.exchange) access.rekey = call.decision.kind === 'exchange' ? call.decision.reason : undefined;
-      const answer = await this.#send(call, up, head, body);
+      const answer = await this.#send(call, up, head, body, signal);
       const keyState = headerValue(answer.headers[HeaderNames.keyState]);
       if (answer.statusCode === 200) {
         let opened;
@@ -397,34 +452,57 @@ export class OuterSidecar {
           opened = await call.open(keyState, answer.body);
         } catch (err) {
           if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
-          this.metrics.rejections.inc({ code: (err as SwsError).code ?? 'SWS_ERR_GENERIC' });
+          // Counted once, by #fail, under the code the client is told.
           answer.body.destroy();
           throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_DECRYPT', 'sws: the answer from the inner server failed verification');
         }
         if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'ok' });
         const out = complete(opened.head, opened.body);
+        let outBody = out.body;
+        if (outBody !== null && !(outBody instanceof Uint8Array) && declaredLength(out.head.headers) <= SMALL_BODY) {
+          // A small answer is read and verified whole before the client sees any of it: one write
+          // to the client, and a cut or tampered answer becomes a clean 502 instead of a cut body.
+          try {
+            outBody = await collect(outBody);
+          } catch (err) {
+            answer.body.destroy();
+            throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_TRUNCATED', 'sws: the answer from the inner server was cut short or failed verification');
+          }
+        }
         res.writeHead(out.head.status, flatFields(out.head.headers));
+        const result = answered(opened.head.status);
         try {
-          await sendBody(res, out.body);
+          await sendBody(res, outBody);
         } catch (err) {
-          // Truncated or tampered mid-body: the client must see a cut connection, never a short body.
-          this.metrics.rejections.inc({ code: (err as SwsError).code ?? 'SWS_ERR_TRUNCATED' });
-          this.log.warn({ ...access, detail: (err as Error).message }, 'response body cut');
           res.destroy();
           answer.body.destroy();
+          if (err instanceof ResponseClosedError) {
+            // The client left mid-body: nothing was refused, the rest was not wanted.
+            this.#accessLog(access, opened.head.status, started, 'aborted', result.decision, CLIENT_GONE);
+            return;
+          }
+          // Truncated or tampered mid-body: the client must see a cut connection, never a short body.
+          const code = (err as SwsError).code ?? 'SWS_ERR_TRUNCATED';
+          this.metrics.rejections.inc({ code });
+          this.log.warn({ ...access, code, detail: (err as Error).message }, 'response body cut');
+          this.#accessLog(access, opened.head.status, started, 'truncated', result.decision, code);
+          return;
         }
-        this.#accessLog(access, opened.head.status, started, 'ok');
+        this.#accessLog(access, opened.head.status, started, result.outcome, result.decision);
         return;
       }
       const problem = await readProblem(answer.body);
       if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
-      this.metrics.rejections.inc({ code: problem.code ?? 'SWS_ERR_INNER_REFUSED' });
+      // Not counted here: a refusal the client sees is counted once by #fail; a lost session retried
+      // invisibly is no rejection (sws_key_exchanges_total{reason="session-lost"} shows it).
       const { sessionLost } = call.refused(keyState, problem.code);
+      // The inner no longer accepts this user (revoked key or certificate): drop their cache from it now.
+      this.#cache.refused(channel.user, up.server.name, problem.code);
       this.log.warn({ ...access, status: answer.statusCode, keyState, code: problem.code }, 'inner refused the envelope');
       if (!(sessionLost && keyState === KeyStates.exchangeNeeded && attempt === 0 && replayable)) {
         throw new ClientError(502, problem.code ?? 'SWS_ERR_INNER_REFUSED', `sws: the inner server refused the request (${problem.code ?? answer.statusCode})`, { 'retry-after': '1' });
       }
-      if (!isIdempotent(head.method) && !(await this.#provablyUnsent(channel, up, call, head))) {
+      if (!isIdempotent(head.method) && !(await this.#provablyUnsent(channel, up, call, head, signal))) {
         throw new ClientError(502, 'SWS_ERR_NOT_RETRIED', 'sws: the inner server lost its session; the request may have reached the web server, so it was not repeated', { 'retry-after': '1' });
       }
       // Property 7: repeat once, invisibly, now that it is safe.
@@ -432,10 +510,10 @@ export class OuterSidecar {
   }
 
   /** For a non-idempotent retry: a separate exchange whose signed confirmation must prove the request never ran. */
-  async #provablyUnsent(channel: OuterChannel, up: Upstream, failed: OuterCall, head: RequestHead): Promise<boolean> {
+  async #provablyUnsent(channel: OuterChannel, up: Upstream, failed: OuterCall, head: RequestHead, signal: AbortSignal): Promise<boolean> {
     const probe = await channel.prepare(failed.session.lastDestination);
     if (!probe.exchange) return false;
-    const answer = await this.#send(probe, up, head, null, true);
+    const answer = await this.#send(probe, up, head, null, signal, true);
     if (answer.statusCode !== 200) {
       probe.refused(headerValue(answer.headers[HeaderNames.keyState]), (await readProblem(answer.body)).code);
       return false;
@@ -448,6 +526,12 @@ export class OuterSidecar {
   #fail(req: IncomingMessage, res: ServerResponse, err: unknown, access: Record<string, unknown>, started: bigint): void {
     const ce = err instanceof ClientError ? err : new ClientError(502, (err as SwsError)?.code ?? 'SWS_ERR_GENERIC', 'sws: the request could not be completed');
     if (!(err instanceof ClientError)) this.log.error({ ...access, err: (err as Error)?.message }, 'unexpected failure');
+    if (ce.code === CLIENT_GONE || (res.destroyed && !res.headersSent)) {
+      // Nobody is left to answer: not a rejection.
+      res.destroy();
+      this.#accessLog(access, ce.status, started, 'aborted', 'none', CLIENT_GONE);
+      return;
+    }
     this.metrics.rejections.inc({ code: ce.code });
     if (res.headersSent) {
       res.destroy();
@@ -457,14 +541,16 @@ export class OuterSidecar {
       res.end(body);
     }
     if (!req.complete) req.resume();
-    this.#accessLog(access, ce.status, started, ce.status === 407 ? 'unauthenticated' : 'error', ce.code);
+    if (ce.status === 407) this.#accessLog(access, ce.status, started, 'unauthenticated', 'unauthenticated', ce.code);
+    else this.#accessLog(access, ce.status, started, 'error', 'error', ce.code);
   }
 
-  #accessLog(access: Record<string, unknown>, status: number, started: bigint, outcome: string, code?: string): void {
+  /** One access line and one sws_requests_total sample per request; never a query, body or credential. */
+  #accessLog(access: Record<string, unknown>, status: number, started: bigint, outcome: Outcome, decision: Decision, code?: string): void {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.metrics.requests.inc({ outcome, status: String(status) });
     this.metrics.duration.observe({ outcome }, ms / 1000);
-    this.log.info({ ...access, status, ms, outcome, ...(code ? { code } : {}) }, 'request');
+    this.log.info({ ...access, decision, status, ms, outcome, ...(code ? { code } : {}) }, 'request');
   }
 
   async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
@@ -487,6 +573,14 @@ async function sendBody(res: ServerResponse, body: Uint8Array | AsyncIterable<Ui
     return;
   }
   await writeBody(res, body);
+}
+
+/** The Content-Length an answer declares, or Infinity when it declares none (or an invalid one). */
+function declaredLength(fields: readonly FieldLine[]): number {
+  for (const [name, value] of fields) {
+    if (name === 'content-length') return /^\d{1,15}$/.test(value) ? Number(value) : Infinity;
+  }
+  return Infinity;
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

@@ -1,6 +1,7 @@
 /**
- * Header handling shared by both sidecars (RFC 9110 §7.6.1): hop-by-hop fields and the
- * fields named in Connection are never carried; Proxy-* fields never leave the outer.
+ * Header handling shared by both sidecars (RFC 9110 §7.6.1): hop-by-hop fields (and Expect,
+ * which each hop answers itself) and the fields named in Connection are never carried;
+ * Proxy-* fields never leave the outer.
  */
 import type { FieldLine } from '../core/bhttp.ts';
 
@@ -15,6 +16,9 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
   'proxy-authorization',
   'http2-settings',
+  // Expect: 100-continue is negotiated per hop: the outer answers it to its client itself
+  // (RFC 9110 §10.1.1); carried on, it would stall or break the inner's request upstream.
+  'expect',
 ]);
 
 /** The set of field names a message must not forward: hop-by-hop plus those its Connection field names. */

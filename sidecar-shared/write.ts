@@ -38,3 +38,24 @@ export async function writeBody(res: ServerResponse, chunks: AsyncIterable<Uint8
     res.end(resolve);
   });
 }
+
+/** Gathers a short stream of chunks (a small sealed message) into one buffer. */
+export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of chunks) parts.push(c);
+  return parts.length === 1 ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.byteLength) : Buffer.concat(parts);
+}
+
+/**
+ * Writes a message whose octets are all at hand (a small sealed answer) with one `end`, so
+ * the status line, headers and body leave in one system call instead of one per chunk.
+ * The source is read to its end first: a tampered or cut source throws before anything is sent.
+ */
+export async function writeWhole(res: ServerResponse, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  const body = await collect(chunks);
+  if (res.destroyed) throw new ResponseClosedError();
+  await new Promise<void>((resolve) => {
+    res.once('close', resolve);
+    res.end(body);
+  });
+}

@@ -7,17 +7,27 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
+import { ProxyAgent, request as undiciRequest } from 'undici';
+import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
+import { startForger, type Forger } from '../helpers/forger.ts';
 import { startRelay, type RecordingRelay } from '../helpers/relay.ts';
 
 const HOST = 'intranet.example';
 let origin: Origin;
 let chain: Chain;
 let relay: RecordingRelay;
+/** outer → forger → relay → inner: an active attacker that can replace one answer of the inner. */
+let forger: Forger;
+/** /hold requests the web server received and has not answered, with a promise for each one's socket closing. */
+const held: { closed: Promise<void> }[] = [];
 /** Resolvers the /sse route waits on between events. */
 const sseGates: (() => void)[] = [];
 let uploadAborted: Promise<void> = Promise.resolve();
@@ -79,6 +89,13 @@ before(async () => {
         res.write('data: two\n\n');
         res.end();
       });
+    } else if (url.pathname === '/hold') {
+      // Holds the response head; records when its request's connection goes away.
+      held.push({ closed: once(res, 'close').then(() => undefined) });
+    } else if (url.pathname === '/once') {
+      // A non-idempotent action: tests count how often it ran by its query.
+      req.resume();
+      req.on('end', () => res.writeHead(201, { 'content-type': 'text/plain' }).end(`done ${url.searchParams.get('id')}`));
     } else if (url.pathname === '/slow') {
       // Never answers: the inner must give up with 504.
     } else if (url.pathname === '/die') {
@@ -100,13 +117,16 @@ before(async () => {
     via: async (innerUrl) => {
       const u = new URL(innerUrl);
       relay = await startRelay({ host: u.hostname, port: Number(u.port) });
-      return relay.url;
+      const r = new URL(relay.url);
+      forger = await startForger({ host: r.hostname, port: Number(r.port) });
+      return forger.url;
     },
   });
 });
 
 after(async () => {
   await chain?.stop();
+  await forger?.close();
   await relay?.close();
   await origin?.close();
 });
@@ -229,10 +249,18 @@ test('curl through the outer as a proxy (skipped if curl is not installed)', asy
   assert.equal(denied.stdout, '407');
 });
 
-test('64 MiB download and 32 MiB upload arrive intact (sha-256); peak RSS of both sidecars recorded', async (t) => {
+/** The bound on how much either sidecar's peak RSS may grow while it moves 64 MiB down and 32 MiB up (streamed, never buffered whole). */
+const RSS_GROWTH_BOUND = 48 << 20;
+
+test('64 MiB download and 32 MiB upload arrive intact (sha-256), and neither sidecar buffers them (peak RSS bounded)', async (t) => {
   const size = 64 << 20;
   const expected = createHash('sha256');
   const block = pattern(1 << 20);
+  // Warm-up: the same paths with 4 MiB each way, so JIT, pools and buffers reach their steady size first.
+  assert.equal((await proxied(`/big?size=${4 << 20}`)).body.length, 4 << 20);
+  assert.equal((await proxied('/upload', { method: 'POST', body: Buffer.concat(Array.from({ length: 4 }, () => block)) })).status, 200);
+  const warm = { outer: chain.outer.peakRss(), inner: chain.inner.peakRss() };
+  assert.ok(warm.outer > 0 && warm.inner > 0, 'VmHWM is readable (Linux /proc)');
   for (let s = 0; s < size; s += block.length) expected.update(block);
   const down = await proxied(`/big?size=${size}`);
   assert.equal(down.status, 200);
@@ -245,7 +273,11 @@ test('64 MiB download and 32 MiB upload arrive intact (sha-256); peak RSS of bot
   const got = JSON.parse(up.body.toString()) as { sha256: string; bytes: number };
   assert.equal(got.bytes, upload.length);
   assert.equal(got.sha256, createHash('sha256').update(upload).digest('hex'));
-  t.diagnostic(`peak RSS: outer ${(chain.outer.peakRss() / 1048576).toFixed(0)} MiB, inner ${(chain.inner.peakRss() / 1048576).toFixed(0)} MiB`);
+  const mib = (n: number) => (n / 1048576).toFixed(1);
+  const growth = { outer: chain.outer.peakRss() - warm.outer, inner: chain.inner.peakRss() - warm.inner };
+  t.diagnostic(`peak RSS after warm-up: outer ${mib(warm.outer)} MiB, inner ${mib(warm.inner)} MiB; growth over 96 MiB moved: outer ${mib(growth.outer)} MiB, inner ${mib(growth.inner)} MiB`);
+  assert.ok(growth.outer < RSS_GROWTH_BOUND, `the outer's peak RSS grew ${mib(growth.outer)} MiB (bound ${mib(RSS_GROWTH_BOUND)})`);
+  assert.ok(growth.inner < RSS_GROWTH_BOUND, `the inner's peak RSS grew ${mib(growth.inner)} MiB (bound ${mib(RSS_GROWTH_BOUND)})`);
 });
 
 test('server-sent events flow as the web server writes them (nothing waits for a buffer to fill)', async () => {
@@ -427,6 +459,177 @@ test('SIGTERM: the inner finishes in-flight requests, then exits 0', async () =>
   await chain.restartInner();
 });
 
+/** Rejects with `what` unless `p` settles within `ms`: for events that must happen promptly (no sleeping). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The outer's access line for `path` (logs are written asynchronously). */
+function outerLine(path: string): Promise<Record<string, unknown>> {
+  return eventually(() => chain.outer.logs.findLast((l) => l.msg === 'request' && l.path === path), 5000, `the outer's access line for ${path}`);
+}
+
+test('curl uploads 2 MiB with Expect: 100-continue: the outer answers it itself and the web server gets the exact bytes', async () => {
+  const exec = promisify(execFile);
+  const dir = mkdtempSync(join(tmpdir(), 'sws-expect-'));
+  try {
+    const file = join(dir, 'upload.bin');
+    const data = randomBytes((2 << 20) + 123);
+    writeFileSync(file, data);
+    // A fresh session first: a streamed body cannot be repeated if the inner lost the session (earlier tests restart it).
+    assert.equal((await proxied('/docs/before-upload.html')).status, 200);
+    const args = ['-sS', '-v', '-x', chain.proxy, '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream', `http://${HOST}/upload`];
+    const ok = await exec('curl', ['-U', `alice:${PASSWORDS.alice}`, ...args]);
+    assert.match(ok.stderr, /^> Expect: 100-continue/im, 'curl asked whether to send the body');
+    assert.match(ok.stderr, /^< HTTP\/1\.1 100 Continue/im, 'the outer told it to go on');
+    const got = JSON.parse(ok.stdout) as { sha256: string; bytes: number };
+    assert.equal(got.bytes, data.length);
+    assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
+    assert.equal(origin.requests.findLast((r) => r.url === '/upload')!.headers.expect, undefined, 'Expect is not carried past the outer');
+    // Refused before the body: no "100 Continue" for a request that would be refused anyway.
+    const refused = await exec('curl', ['-U', 'alice:wrong', '-o', '/dev/null', '-w', '%{http_code}', ...args]);
+    assert.equal(refused.stdout, '407');
+    assert.doesNotMatch(refused.stderr, /^< HTTP\/1\.1 100 Continue/im);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('undici as the proxy client: ProxyAgent with a Proxy-Authorization token', async () => {
+  const agent = new ProxyAgent({ uri: chain.proxy, token: basic('alice', PASSWORDS.alice), proxyTunnel: false });
+  const anonymous = new ProxyAgent({ uri: chain.proxy, proxyTunnel: false });
+  try {
+    const get = await undiciRequest(`http://${HOST}/docs/undici.html`, { dispatcher: agent });
+    assert.equal(get.statusCode, 200);
+    assert.equal(await get.body.text(), '<h1>doc /docs/undici.html</h1>');
+    const body = randomBytes(200_000);
+    const post = await undiciRequest(`http://${HOST}/echo`, { dispatcher: agent, method: 'POST', body });
+    assert.equal(post.statusCode, 200);
+    assert.ok(Buffer.from(await post.body.arrayBuffer()).equals(body), 'the 200 kB body made the round trip intact');
+    // undici's ProxyAgent turns the outer's 407 into an error of its own.
+    await assert.rejects(undiciRequest(`http://${HOST}/docs/undici-anonymous.html`, { dispatcher: anonymous }), /Proxy Authentication Required \(407\)/);
+    assert.equal((await outerLine('/docs/undici-anonymous.html')).status, 407, 'refused at the outer');
+  } finally {
+    await Promise.all([agent.close(), anonymous.close()]);
+  }
+});
+
+test("outer access line and metrics: decision and outcome for allowed, denied and unauthenticated requests; each rejection counted once", async () => {
+  // Sessions first: an earlier test restarted the inner, and the invisible re-exchange it causes is counted there.
+  for (const user of ['alice', 'bob'] as const) assert.equal((await proxied('/docs/warm.html', { user })).status, 200);
+  const [outer0, inner0] = await Promise.all([chain.outer.metrics(), chain.inner.metrics()]);
+  assert.equal((await proxied('/docs/decided-allow.html')).status, 200);
+  assert.equal((await proxied('/admin/decided-deny', { user: 'bob' })).status, 403);
+  assert.equal((await proxied('/docs/decided-anonymous.html', { user: null })).status, 407);
+  const allow = await outerLine('/docs/decided-allow.html');
+  assert.deepEqual([allow.user, allow.host, allow.method, allow.status, allow.decision, allow.outcome, allow.code], ['alice', HOST, 'GET', 200, 'allow', 'ok', undefined]);
+  const deny = await outerLine('/admin/decided-deny');
+  assert.deepEqual([deny.user, deny.status, deny.decision, deny.outcome], ['bob', 403, 'deny', 'denied']);
+  const anon = await outerLine('/docs/decided-anonymous.html');
+  assert.deepEqual([anon.user, anon.status, anon.decision, anon.outcome, anon.code], [undefined, 407, 'unauthenticated', 'unauthenticated', 'SWS_ERR_PROXY_AUTH']);
+  const [outer1, inner1] = await Promise.all([chain.outer.metrics(), chain.inner.metrics()]);
+  const delta = (a: string, b: string, name: string, labels: Record<string, string> = {}) => metricValue(b, name, labels) - metricValue(a, name, labels);
+  assert.equal(delta(outer0, outer1, 'sws_requests_total', { outcome: 'ok', status: '200' }), 1);
+  assert.equal(delta(outer0, outer1, 'sws_requests_total', { outcome: 'denied', status: '403' }), 1);
+  assert.equal(delta(outer0, outer1, 'sws_requests_total', { outcome: 'unauthenticated', status: '407' }), 1);
+  assert.equal(delta(outer0, outer1, 'sws_rejections_total', { code: 'SWS_ERR_PROXY_AUTH' }), 1, 'the 407 is one rejection at the outer');
+  assert.equal(delta(outer0, outer1, 'sws_rejections_total'), 1, 'and the only one there: the denial is the inner’s');
+  assert.equal(delta(inner0, inner1, 'sws_rejections_total', { code: 'SWS_ERR_ACL_DENIED' }), 1, 'the ACL denial is one rejection at the inner');
+  const codes = (text: string) => text.split('\n').filter((l) => l.startsWith('sws_rejections_total'));
+  assert.equal(delta(inner0, inner1, 'sws_rejections_total'), 1, `inner rejections before ${codes(inner0).join(' ')} after ${codes(inner1).join(' ')}`);
+});
+
+test('a client that leaves before the answer head cancels the request at the web server', async () => {
+  const rejections = metricValue(await chain.outer.metrics(), 'sws_rejections_total');
+  const n = held.length;
+  const proxy = new URL(chain.proxy);
+  const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/hold`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false });
+  req.on('error', () => undefined);
+  req.end();
+  await eventually(() => (held.length > n ? true : undefined), 5000, 'the web server to receive /hold');
+  req.destroy();
+  // The inner's own upstream timeout (1.5 s here) would close it too, later: the bound is below that.
+  await within(held[n]!.closed, 1000, "the web server's request closing after the client left");
+  const line = await outerLine('/hold');
+  assert.deepEqual([line.outcome, line.code], ['aborted', 'SWS_ERR_CLIENT_GONE']);
+  assert.equal(metricValue(await chain.outer.metrics(), 'sws_rejections_total'), rejections, 'a client leaving is no rejection');
+});
+
+test('property 7: a POST after an inner restart is repeated only once the new signed confirmation proves it never ran; the web server sees it once', async () => {
+  assert.equal((await proxied('/docs/session.html')).status, 200, 'the outer holds a session with this inner');
+  const inner = await chain.restartInner();
+  const listening = inner.logs.find((l) => typeof l.msg === 'string' && l.msg.endsWith('sidecar listening'))!;
+  // The retry rule: safe when the new inner's incarnation (before it listened) + 1 s skew < when the POST was sent.
+  // That is a point on the clock, not a readiness condition: wait for it, with margin.
+  const safeFrom = Date.parse(listening.time as string) + 1000 + 300;
+  while (Date.now() < safeFrom) await new Promise((r) => setTimeout(r, safeFrom - Date.now()));
+  const sessionLost = metricValue(await chain.outer.metrics(), 'sws_key_exchanges_total', { reason: 'session-lost', result: 'ok' });
+  const r = await proxied('/once?id=after-restart', { method: 'POST', body: 'pay 10' });
+  assert.equal(r.status, 201, 'proved unsent, so retried invisibly');
+  assert.equal(r.body.toString(), 'done after-restart');
+  assert.equal(origin.requests.filter((q) => q.url === '/once?id=after-restart').length, 1, 'the web server ran it exactly once');
+  assert.ok(metricValue(await chain.outer.metrics(), 'sws_key_exchanges_total', { reason: 'session-lost', result: 'ok' }) > sessionLost, 'after a new exchange');
+});
+
+test('property 7: a forged "exchange-needed" after a POST ran does not make the outer run it twice: 502 with Retry-After', async () => {
+  assert.equal((await proxied('/docs/session2.html')).status, 200);
+  const rejections = metricValue(await chain.outer.metrics(), 'sws_rejections_total', { code: 'SWS_ERR_NOT_RETRIED' });
+  const forged = forger.armExchangeNeeded();
+  const r = await proxied('/once?id=forged', { method: 'POST', body: 'pay 10' });
+  await forged;
+  assert.equal(r.status, 502);
+  assert.equal(r.headers['retry-after'], '1');
+  assert.match(r.body.toString(), /may have reached the web server, so it was not repeated/);
+  assert.equal(origin.requests.filter((q) => q.url === '/once?id=forged').length, 1, 'the web server ran it once, never twice');
+  assert.equal(metricValue(await chain.outer.metrics(), 'sws_rejections_total', { code: 'SWS_ERR_NOT_RETRIED' }) - rejections, 1);
+  // The same forgery against a GET: idempotent, so repeated after a new exchange, and it works.
+  const get = forger.armExchangeNeeded();
+  assert.equal((await proxied('/docs/forged-get.html')).status, 200);
+  await get;
+});
+
+test('SIGTERM: the outer turns unready, finishes the in-flight request, then exits 0', async () => {
+  const outer = await startSidecar(['outer', 'start', '--data', chain.outerData]);
+  let stopped = false;
+  try {
+    const proxy = new URL(outer.url);
+    const gates = sseGates.length;
+    const pending = new Promise<Answer>((resolve, reject) => {
+      const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/sse`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+        res.on('aborted', () => reject(new Error('response aborted')));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await eventually(() => (sseGates.length > gates ? true : undefined), 5000, 'the web server to start the stream');
+    const exited = outer.stop('SIGTERM');
+    stopped = true;
+    const readyz = async () => {
+      const r = await undiciRequest(`${outer.adminUrl}/readyz`);
+      await r.body.dump();
+      return r.statusCode;
+    };
+    let status = await readyz();
+    for (const end = Date.now() + 5000; status === 200 && Date.now() < end; status = await readyz()) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(status, 503, '/readyz says not ready while draining');
+    sseGates.splice(gates, 1)[0]!();
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'data: one\n\ndata: two\n\n', 'the in-flight stream finished whole');
+    assert.equal(await exited, 0);
+  } finally {
+    if (!stopped) await outer.stop();
+  }
+});
+
 test('live changes: revoking a grant cuts a stream in flight within a second; removing a client ends its sessions', async () => {
   const proxy = new URL(chain.proxy);
   const outcome = await new Promise<string>((resolve) => {
@@ -463,6 +666,8 @@ test('live changes: revoking a grant cuts a stream in flight within a second; re
   }
   assert.equal(last, 502, "bob's session ended and a new exchange is refused");
   const after = origin.requests.length;
+  const rejections = metricValue(await chain.outer.metrics(), 'sws_rejections_total');
   assert.equal((await proxied('/docs/b.html', { user: 'bob' })).status, 502);
   assert.equal(origin.requests.length, after, 'nothing of bob reaches the web server any more');
+  assert.equal(metricValue(await chain.outer.metrics(), 'sws_rejections_total') - rejections, 1, "the inner's refusal is one rejection at the outer, not two");
 });
