@@ -29,16 +29,17 @@ export class UpstreamError extends SwsError {
   }
 }
 
-/** TLS failures by the code Node gives them: what the client is told (the log keeps the code). */
-const TLS_REASONS: readonly [RegExp, string][] = [
-  [/^CERT_HAS_EXPIRED$/, "the web server's TLS certificate has expired"],
-  [/^CERT_NOT_YET_VALID$/, "the web server's TLS certificate is not valid yet"],
-  [/^ERR_TLS_CERT_ALTNAME_INVALID$/, "the web server's TLS certificate is not for this host name"],
+/** TLS failures by the code Node gives them: what the client is told, and the stable code (default SWS_ERR_UPSTREAM_TLS; the log keeps Node's). */
+const TLS_REASONS: readonly [RegExp, string, string?][] = [
+  [/^CERT_HAS_EXPIRED$/, "the web server's TLS certificate has expired", 'SWS_ERR_UPSTREAM_CERT_EXPIRED'],
+  [/^CERT_NOT_YET_VALID$/, "the web server's TLS certificate is not valid yet", 'SWS_ERR_UPSTREAM_CERT_NOT_YET_VALID'],
+  [/^ERR_TLS_CERT_ALTNAME_INVALID$/, "the web server's TLS certificate is not for this host name", 'SWS_ERR_UPSTREAM_CERT_NAME'],
   [
     /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/,
     "the web server's TLS certificate is not signed by a CA this inner trusts for the site (check the site's --ca)",
+    'SWS_ERR_UPSTREAM_CERT_UNTRUSTED',
   ],
-  [/^CERT_REVOKED$/, "the web server's TLS certificate is revoked"],
+  [/^CERT_REVOKED$/, "the web server's TLS certificate is revoked", 'SWS_ERR_UPSTREAM_CERT_REVOKED'],
   [
     /ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|ACCESS_DENIED|HANDSHAKE_FAILURE|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED)/,
     "the web server refused the inner's TLS client certificate, or requires one (check the site's --client-cert)",
@@ -49,7 +50,7 @@ export function classifyUpstreamError(err: unknown): UpstreamError {
   const code = (err as { code?: string })?.code ?? '';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamError('SWS_ERR_UPSTREAM_TIMEOUT', 504, 'the web server did not answer in time', err);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError('SWS_ERR_UPSTREAM_UNREACHABLE', 502, 'the web server could not be reached (connect timeout)', err);
-  for (const [re, why] of TLS_REASONS) if (re.test(code)) return new UpstreamError('SWS_ERR_UPSTREAM_TLS', 502, `${why}; nothing was sent to it`, err);
+  for (const [re, why, sws] of TLS_REASONS) if (re.test(code)) return new UpstreamError(sws ?? 'SWS_ERR_UPSTREAM_TLS', 502, `${why}; nothing was sent to it`, err);
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/i.test(code) || /certificate/i.test((err as Error)?.message ?? '')) {
     return new UpstreamError('SWS_ERR_UPSTREAM_TLS', 502, "the web server's TLS certificate did not verify; nothing was sent to it", err);
   }

@@ -8,8 +8,11 @@
  * was stored under. Every sealed answer carries the user's epoch; a different one drops that
  * user's entries from that inner. Past the recheck time a conditional request goes through
  * the tunnel, where the inner checks the ACL before it answers 304 or anything else.
+ * A refusal saying the inner no longer accepts the user (key or certificate revoked) drops
+ * that user's entries from that inner at once (`refused`).
  */
 import type { FieldLine, RequestHead, ResponseHead } from '../core/bhttp.ts';
+import { ErrorCodes } from '../core/errors.ts';
 import type { BodySource } from '../core/messages.ts';
 import { ACL_EPOCH_HEADER, HttpCache, headerRecord, teeInto, type CacheEntry, type CachedAnswer, type CacheLimits, type CacheRequest } from '../sidecar-shared/cache.ts';
 import type { SidecarMetrics } from '../sidecar-shared/metrics.ts';
@@ -123,11 +126,35 @@ export class OuterCache {
     return this.#keep(user, inner, key, req, h, body);
   }
 
+  /**
+   * The inner refused an envelope or a key exchange for `user` with `code`. When the code
+   * says the user is no longer accepted there (unknown user or key, certificate revoked,
+   * expired, untrusted…), every entry of that user from that inner is dropped at once and
+   * the user's epoch from it is forgotten, so no entry is served again without a fresh
+   * answer from the inner. Portal sessions use these same per-user entries. Returns whether
+   * anything was dropped. A refusal is not authenticated (it is sent in clear before any
+   * key is agreed), so a forged one can only make the outer ask the inner again.
+   */
+  refused(user: string, inner: string, code: string | undefined): number {
+    if (!userRefusal(code)) return 0;
+    this.#epochs.delete(`${user}\n${inner}`);
+    return this.store.dropPartition(user, 'refused', (e) => e.meta.inner === inner);
+  }
+
   /** The user was removed or changed at the outer: forget everything cached for them. */
   dropUser(user: string): void {
     this.store.dropPartition(user, 'user');
     for (const k of [...this.#epochs.keys()]) if (k.startsWith(`${user}\n`)) this.#epochs.delete(k);
   }
+}
+
+/**
+ * Refusal codes that mean the inner no longer accepts this user (as opposed to a lost
+ * session, a replay or a transient failure): the unknown-user code of core/errors.ts and
+ * every certificate verdict of store/certcheck.ts.
+ */
+export function userRefusal(code: string | undefined): boolean {
+  return code === ErrorCodes.UNKNOWN_USER || code === ErrorCodes.SIGNATURE || (code !== undefined && code.startsWith('SWS_ERR_CERT_'));
 }
 
 async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {

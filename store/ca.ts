@@ -7,6 +7,9 @@
  * Certificates for users (RFC 5280 profile): subject `CN=<user>`, basicConstraints cA=false
  * (critical), keyUsage digitalSignature (critical), extendedKeyUsage clientAuth, subject and
  * authority key identifiers, a random 128-bit serial, sha256WithRSAEncryption.
+ * TLS server certificates (`sws ca sign --server NAMES`): the same, with subjectAltName
+ * dNSName/iPAddress entries, keyUsage digitalSignature + keyEncipherment and extendedKeyUsage
+ * serverAuth (so the inner never accepts one as a user's certificate: certcheck.ts).
  */
 import { toHex } from '../core/bytes.ts';
 import { fromPem, generateRsaKeyPair, toPem, type RsaKeyBits } from '../core/crypto.ts';
@@ -26,6 +29,7 @@ import {
   parseCertificate,
   parseCsr,
   randomSerial,
+  serverNames,
   sha256Hex,
   spkiOf,
   X509_SIGNING,
@@ -85,6 +89,12 @@ export interface SignInput {
   readonly notAfter?: Date | undefined;
   /** Validity in days from notBefore when notAfter is not given (default 365). */
   readonly days?: number | undefined;
+  /**
+   * A TLS server certificate instead of a user's: these DNS names and IP addresses go into
+   * subjectAltName (the first is the subject CN), extendedKeyUsage is serverAuth and keyUsage
+   * digitalSignature + keyEncipherment. The user name does not apply.
+   */
+  readonly server?: readonly string[] | undefined;
 }
 
 export interface CertificateAuthority {
@@ -243,18 +253,25 @@ export function certificateAuthority(store: Store): CertificateAuthority {
         const csr = parseCsr(input.csrPem);
         if (!(await csr.verify().catch(() => false))) throw new UsageError('the certificate request is not signed by its own key (proof of possession failed)', '--csr');
         const cn = commonName(csr.subjectName);
-        if (user !== undefined && cn !== undefined && cn !== user) throw new UsageError(`the request names CN=${cn}, not ${user}`, '--user');
+        if (input.server === undefined && user !== undefined && cn !== undefined && cn !== user) throw new UsageError(`the request names CN=${cn}, not ${user}`, '--user');
         user ??= cn;
         spki = spkiOf(csr);
       } else if (input.publicKeyPem !== undefined) {
-        if (user === undefined) throw new UsageError('the user name is required with a bare public key', '--user');
+        if (user === undefined && input.server === undefined) throw new UsageError('the user name is required with a bare public key', '--user');
         const info = await publicKeyInfo(input.publicKeyPem);
         spki = fromPem(info.pem, 'PUBLIC KEY');
       } else {
         throw new UsageError('a certificate request (--csr FILE) or a public key (--key FILE) is required', '--csr');
       }
-      if (user === undefined) throw new UsageError('the request has no CN: give the user name with --user', '--user');
-      user = check(userNameSchema, user, '--user');
+      const sans = input.server !== undefined ? serverNames(input.server, '--server') : undefined;
+      if (sans !== undefined) {
+        // A server certificate: named by its host names, not by a user.
+        if (input.user !== undefined) throw new UsageError('a server certificate is named by --server, not by a user name', '--user');
+        user = sans[0]!.value;
+      } else {
+        if (user === undefined) throw new UsageError('the request has no CN: give the user name with --user', '--user');
+        user = check(userNameSchema, user, '--user');
+      }
       // Only keys sws can use as client keys (RSA 2048–4096, e = 65537).
       const keyInfo = await publicKeyInfo(toPem(spki, 'PUBLIC KEY'));
       const { notBefore, notAfter } = validity(input, 365);
@@ -272,8 +289,16 @@ export function certificateAuthority(store: Store): CertificateAuthority {
         signingAlgorithm: X509_SIGNING,
         extensions: [
           new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+          ...(sans !== undefined
+            ? [
+                new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+                new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+                new x509.SubjectAlternativeNameExtension(sans, false),
+              ]
+            : [
+                new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+                new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+              ]),
           await x509.SubjectKeyIdentifierExtension.create(publicKey),
           await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
         ],
@@ -292,7 +317,7 @@ export function certificateAuthority(store: Store): CertificateAuthority {
           certPem,
           now,
         );
-        i.audit('ca.sign', user!, { serial: s, keyId: keyInfo.keyId, notAfter: notAfter.toISOString() });
+        i.audit('ca.sign', user!, { serial: s, keyId: keyInfo.keyId, notAfter: notAfter.toISOString(), ...(sans !== undefined ? { server: sans.map((n) => n.value) } : {}) });
       });
       return { serial: s, subject: cert.subject, user, keyId: keyInfo.keyId, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), certPem, issuedAt: now, revoked: false };
     },

@@ -13,6 +13,8 @@ import * as x509 from '@peculiar/x509';
 import { toHex } from '../core/bytes.ts';
 import { fromPem } from '../core/crypto.ts';
 import { KeyFormatError } from '../core/errors.ts';
+import { isIP } from 'node:net';
+import { UsageError } from './errors.ts';
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -106,4 +108,28 @@ export function randomSerial(): string {
   const b = globalThis.crypto.getRandomValues(new Uint8Array(16));
   b[0] = (b[0]! & 0x7f) | 0x01;
   return toHex(b);
+}
+
+/**
+ * The names of a TLS server certificate (`sws ca sign --server`): DNS names (RFC 1035
+ * labels, a leading `*.` allowed) and IP addresses (v4 or v6), at most 32, each once.
+ * Returns them as subjectAltName entries; throws a UsageError naming `flag` otherwise.
+ */
+export function serverNames(list: readonly string[], flag = '--server'): { type: 'dns' | 'ip'; value: string }[] {
+  const out: { type: 'dns' | 'ip'; value: string }[] = [];
+  const seen = new Set<string>();
+  for (const raw of list) {
+    const name = raw.trim().toLowerCase();
+    if (name === '') continue;
+    let entry: { type: 'dns' | 'ip'; value: string };
+    if (isIP(name) !== 0) entry = { type: 'ip', value: name };
+    else if (name.length <= 253 && /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name)) entry = { type: 'dns', value: name };
+    else throw new UsageError(`"${raw}" is neither a DNS name nor an IP address`, flag);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    out.push(entry);
+  }
+  if (out.length === 0) throw new UsageError('give at least one DNS name or IP address, comma-separated', flag);
+  if (out.length > 32) throw new UsageError('at most 32 names', flag);
+  return out;
 }

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { certificateAuthority, REVOCATION_REASONS, type RevocationReason } from '../../store/ca.ts';
 import { schemas, UsageError } from '../../store/index.ts';
+import { serverNames } from '../../store/x509.ts';
 import { arg, asKeyInput, group, readInputFile, table, withStore, type CliContext } from './common.ts';
 import { intFlag } from './run.ts';
 
@@ -52,7 +53,7 @@ export function register(program: Command, ctx: CliContext): void {
     });
 
   ca.command('sign')
-    .description("issue a user's certificate (CN = the user name, clientAuth) from a CSR or a public key")
+    .description("issue a user's certificate (CN = the user name, clientAuth) or, with --server, a TLS server certificate, from a CSR or a public key")
     .option('--csr <FILE>', 'a PKCS #10 request (from `sws user csr USER` at the outer, or openssl req)')
     .option('--key <FILE>', 'a PEM public key instead of a request (the operator vouches for its owner)')
     .option('--user <USER>', 'the user name (subject CN); required with --key, checked against the request otherwise')
@@ -60,8 +61,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--not-before <DATE>', 'start of validity (ISO 8601; default: a minute ago)')
     .option('--not-after <DATE>', 'end of validity (ISO 8601; overrides --days)')
     .option('--out <FILE>', 'write the certificate here instead of stdout')
-    .action(async (opts: { csr?: string; key?: string; user?: string; days?: string; notBefore?: string; notAfter?: string; out?: string }, cmd: Command) => {
+    .option('--server <NAMES>', 'a TLS server certificate instead: comma-separated DNS names and IP addresses (subjectAltName, serverAuth)')
+    .action(async (opts: { csr?: string; key?: string; user?: string; days?: string; notBefore?: string; notAfter?: string; out?: string; server?: string }, cmd: Command) => {
       if ((opts.csr === undefined) === (opts.key === undefined)) throw new UsageError('give exactly one of --csr FILE or --key FILE', '--csr');
+      if (opts.server !== undefined && opts.user !== undefined) throw new UsageError('a server certificate is named by --server, not by a user name', '--user');
+      const server = opts.server !== undefined ? serverNames(opts.server.split(','), '--server').map((n) => n.value) : undefined;
       if (opts.user !== undefined) arg(schemas.userNameSchema, opts.user, '--user');
       const csrPem = opts.csr !== undefined ? readInputFile(opts.csr, '--csr', ctx) : undefined;
       const publicKeyPem = opts.key !== undefined ? readInputFile(opts.key, '--key', ctx) : undefined;
@@ -70,10 +74,10 @@ export function register(program: Command, ctx: CliContext): void {
       const notAfter = dateFlag(opts.notAfter, '--not-after');
       const flag = opts.csr !== undefined ? '--csr' : '--key';
       const issued = await withStore(cmd, ctx, 'inner', (store) =>
-        asKeyInput(flag, (opts.csr ?? opts.key)!, () => certificateAuthority(store).sign({ csrPem, publicKeyPem, user: opts.user, days, notBefore, notAfter })),
+        asKeyInput(flag, (opts.csr ?? opts.key)!, () => certificateAuthority(store).sign({ csrPem, publicKeyPem, user: opts.user, days, notBefore, notAfter, server })),
       );
       emit(ctx, issued.certPem, opts.out);
-      ctx.note(`issued a certificate for ${issued.user}: serial ${issued.serial}, valid ${issued.notBefore} to ${issued.notAfter}`);
+      ctx.note(`issued a ${server ? 'server ' : ''}certificate for ${server ? server.join(', ') : issued.user}: serial ${issued.serial}, valid ${issued.notBefore} to ${issued.notAfter}`);
     });
 
   ca.command('revoke')

@@ -137,3 +137,27 @@ test('bad usage: exit 2 naming the flag; wrong role; a certificate for another u
   expectOk(await inproc(['inner', 'init', '--data', other]));
   expectFail(await inproc(['ca', 'cert', '--data', other]), 1, 'sws ca init');
 });
+
+test('ca sign --server: a TLS server certificate (SAN DNS + IP, serverAuth) that openssl verifies for that host name and IP, never as a client; it cannot be registered as a user\'s certificate', async () => {
+  openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('srv.key'), '-subj', '/CN=ignored', '-out', f('srv.csr')]);
+  const r = expectOk(await inproc(['ca', 'sign', '--csr', f('srv.csr'), '--server', 'alice,www.alice.example,127.0.0.1', '--days', '30', '--out', f('srv.crt'), '--data', IN]));
+  assert.match(r.stderr, /issued a server certificate for alice, www\.alice\.example, 127\.0\.0\.1: serial [0-9a-f]+/);
+  const ok = (args: string[]) => verify(['-CAfile', f('ca.pem'), '-purpose', 'sslserver', ...args, f('srv.crt')]).trim();
+  assert.equal(ok([]), `${f('srv.crt')}: OK`);
+  assert.equal(ok(['-verify_hostname', 'www.alice.example']), `${f('srv.crt')}: OK`);
+  assert.equal(ok(['-verify_ip', '127.0.0.1']), `${f('srv.crt')}: OK`);
+  assert.match(ok(['-verify_hostname', 'other.example']), /hostname mismatch/);
+  assert.match(verify(['-CAfile', f('ca.pem'), '-purpose', 'sslclient', f('srv.crt')]), /unsuitable certificate purpose/);
+  const text = openssl(['x509', '-in', f('srv.crt'), '-noout', '-text']);
+  assert.match(text, /Subject: CN ?= ?alice\n/, 'the CN is the first name, not the request\'s');
+  assert.match(text, /DNS:alice, DNS:www\.alice\.example, IP Address:127\.0\.0\.1/);
+  assert.match(text, /TLS Web Server Authentication/);
+  assert.doesNotMatch(text, /TLS Web Client Authentication/);
+  assert.match(text, /Key Usage: critical\s+Digital Signature, Key Encipherment/);
+  assert.match(text, /CA:FALSE/);
+  // A server certificate does not authenticate a user, even with a CN that is a user name.
+  expectFail(await inproc(['client', 'add', 'alice', '--cert', f('srv.crt'), '--replace', '--data', IN]), 2, '--cert', 'does not allow clientAuth');
+  expectFail(await inproc(['ca', 'sign', '--csr', f('srv.csr'), '--server', 'bad name!', '--data', IN]), 2, '--server', 'neither a DNS name nor an IP address');
+  expectFail(await inproc(['ca', 'sign', '--csr', f('srv.csr'), '--server', ',', '--data', IN]), 2, '--server');
+  expectFail(await inproc(['ca', 'sign', '--csr', f('srv.csr'), '--server', 'a.example', '--user', 'alice', '--data', IN]), 2, '--user');
+});

@@ -30,6 +30,7 @@ before(async () => {
     else if (p.startsWith('/shared/maxage/')) send({ 'cache-control': 'max-age=300' });
     else if (p.startsWith('/shared/nostore/')) send({ 'cache-control': 'no-store' });
     else if (p.startsWith('/shared/nocache/')) send({ 'cache-control': 'no-cache', etag });
+    else if (p.startsWith('/shared/pubnocache/')) send({ 'cache-control': 'public, no-cache', etag });
     else if (p.startsWith('/shared/smax/')) send({ 'cache-control': 's-maxage=300, max-age=0', etag });
     else if (p === '/shared/vary') send({ 'cache-control': 'public, max-age=300', vary: 'Accept-Language' }, `lang ${req.headers['accept-language']}`);
     else if (p === '/shared/heur') send({ 'last-modified': TEN_DAYS_AGO });
@@ -245,4 +246,79 @@ test('metrics: hits, misses, revalidations, evictions, bytes and entries on both
   assert.ok((await metric(chain.outer, 'sws_cache_entries', { cache: 'outer' })) > 0);
   assert.ok((await metric(chain.inner, 'sws_cache_bytes', { cache: 'inner' })) > 0);
   assert.ok((await metric(chain.outer, 'sws_cache_misses_total', { cache: 'outer' })) > 0);
+});
+
+test('revocation, key: after `sws client remove alice` the first request that reaches the inner is refused, and from then on her cached pages are not served (no outer hit)', async () => {
+  const hits = () => metric(chain.outer, 'sws_cache_hits_total', { cache: 'outer' });
+  await get('/docs/k1');
+  const h0 = await hits();
+  assert.equal((await get('/docs/k1')).status, 200);
+  assert.equal((await hits()) - h0, 1, 'control: the page is an outer cache hit (default --cache-recheck 30 s)');
+  await swsOk(['client', 'remove', 'alice', '--data', chain.innerData]);
+  try {
+    // A request that misses the cache reaches the inner; once its watcher saw the removal (100 ms poll) it refuses alice.
+    const until = Date.now() + 5000;
+    let refused: Answer | undefined;
+    for (let i = 0; Date.now() < until; i++) {
+      const r = await get(`/shared/nostore/k${i}`);
+      if (r.status === 502) {
+        refused = r;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.ok(refused, 'the inner refused alice');
+    assert.match(refused.body.toString(), /SWS_ERR_UNKNOWN_USER/);
+    const h1 = await hits();
+    const dropped = await metric(chain.outer, 'sws_cache_evictions_total', { cache: 'outer', reason: 'refused' });
+    assert.ok(dropped >= 1, 'the refusal dropped her entries');
+    for (let i = 0; i < 2; i++) {
+      const r = await get('/docs/k1');
+      assert.equal(r.status, 502, 'the cached page now goes to the inner, which refuses it');
+      assert.match(r.body.toString(), /SWS_ERR_UNKNOWN_USER/);
+    }
+    assert.equal(await hits(), h1, 'no outer cache hit after the refusal');
+    assert.equal(seen('/docs/k1'), 1);
+  } finally {
+    await swsOk(['client', 'add', 'alice', '--key', `${chain.dir}/alice.pem`, '--data', chain.innerData]);
+  }
+});
+
+test('inner revalidation: a stale shared entry with an ETag is revalidated with If-None-Match; the WWW server answers 304 and the inner serves the stored body', async () => {
+  // The outer's cache is off, so the client's unconditional request reaches the inner as is.
+  const outer = await startSidecar(['outer', 'start', '--data', chain.outerData, '--no-cache']);
+  extra.push(outer);
+  const path = '/shared/pubnocache/1';
+  const first = await get(path, { proxy: outer.url });
+  assert.equal(first.status, 200);
+  const notModified = () => metric(chain.inner, 'sws_cache_revalidations_total', { cache: 'inner', result: 'not-modified' });
+  const before = await notModified();
+  const second = await get(path, { proxy: outer.url });
+  assert.equal(second.status, 200, 'the client asked unconditionally and gets a full answer');
+  assert.equal(second.body.toString(), `body of ${path}`, 'the body came from the inner cache');
+  const reqs = origin.requests.filter((r) => r.url === path);
+  assert.equal(reqs.length, 2, 'the WWW server was asked to revalidate');
+  assert.equal(reqs[0]!.headers['if-none-match'], undefined);
+  assert.equal(reqs[1]!.headers['if-none-match'], '"-shared-pubnocache-1"', 'a conditional request with the stored ETag');
+  assert.equal((await notModified()) - before, 1);
+});
+
+test('--no-cache on the inner: the WWW server sees every request (control: the same page through a caching inner is fetched once)', async () => {
+  const outer = await startSidecar(['outer', 'start', '--data', chain.outerData, '--no-cache']);
+  extra.push(outer);
+  for (let i = 0; i < 3; i++) assert.equal((await get('/shared/pub/nc-control', { proxy: outer.url })).status, 200);
+  assert.equal(seen('/shared/pub/nc-control'), 1, 'control: the caching inner answered twice from its cache');
+  const uncached = await startChain({ originUrl: origin.url, host: HOST, innerArgs: ['--no-cache'], outerArgs: ['--no-cache'] });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await get('/shared/pub/nc', { proxy: uncached.proxy });
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'body of /shared/pub/nc');
+    }
+    assert.equal(seen('/shared/pub/nc'), 3, 'every request reached the WWW server');
+    const m = await uncached.inner.metrics();
+    assert.equal(metricValue(m, 'sws_cache_hits_total', { cache: 'inner' }) + metricValue(m, 'sws_cache_misses_total', { cache: 'inner' }), 0, 'the inner cache was never consulted');
+  } finally {
+    await uncached.stop();
+  }
 });

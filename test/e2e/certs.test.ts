@@ -63,6 +63,8 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first\n');
       gates.push(() => res.end('last\n'));
+    } else if (req.url!.startsWith('/cached/')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'private, max-age=600' }).end(`cached ${req.url} for ${String(req.headers['x-forwarded-user'])}`);
     } else {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`page ${req.url} for ${String(req.headers['x-forwarded-user'])}`);
     }
@@ -136,8 +138,13 @@ test('claim 3: expired, not yet valid, wrong CA and revoked certificates are eac
   }
 });
 
-test('claim 3: `sws ca revoke` ends alice\'s session and cuts her response in flight within a second; her next exchange is refused', async () => {
+test('claim 3: `sws ca revoke` ends alice\'s session and cuts her response in flight within a second; her next exchange is refused and drops her outer cache', async () => {
   assert.equal((await get('alice', '/docs/a')).status, 200);
+  const hits = async () => metricValue(await chain.outer.metrics(), 'sws_cache_hits_total', { cache: 'outer' });
+  const hitsBefore = await hits();
+  assert.equal((await get('alice', '/cached/1')).status, 200);
+  assert.equal((await get('alice', '/cached/1')).body, 'cached /cached/1 for alice');
+  assert.equal((await hits()) - hitsBefore, 1, 'control: the page is served from the outer cache (default --cache-recheck 30 s)');
   const proxy = new URL(chain.proxy);
   let firstChunk!: () => void;
   const gotFirst = new Promise<void>((r) => (firstChunk = r));
@@ -166,4 +173,15 @@ test('claim 3: `sws ca revoke` ends alice\'s session and cuts her response in fl
   const r = await get('alice', '/docs/a');
   assert.equal(r.status, 502);
   assert.match(r.body, /SWS_ERR_CERT_REVOKED/);
+  // That refusal dropped alice's entries at once: the cached page is not served again, well inside the 30 s recheck.
+  const hitsAfter = await hits();
+  const originSaw = origin.requests.length;
+  for (let i = 0; i < 2; i++) {
+    const c = await get('alice', '/cached/1');
+    assert.equal(c.status, 502, `attempt ${i}: ${c.body}`);
+    assert.match(c.body, /SWS_ERR_CERT_REVOKED/);
+  }
+  assert.equal(await hits(), hitsAfter, 'no outer cache hit after the refusal');
+  assert.ok(metricValue(await chain.outer.metrics(), 'sws_cache_evictions_total', { cache: 'outer', reason: 'refused' }) >= 1);
+  assert.equal(origin.requests.length, originSaw, 'nothing reached the web server');
 });

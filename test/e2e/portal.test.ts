@@ -7,7 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { basic, PASSWORDS, startChain, startOrigin, startSidecar, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
+import { request as httpsRequest } from 'node:https';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { basic, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
+import { openssl } from '../helpers/pki.ts';
 
 const SITE = 'intranet.example';
 let origin: Origin;
@@ -34,10 +39,13 @@ before(async () => {
   portalHost = `${SITE}.localhost:${chain.outer.port}`;
 });
 
+let pkiDir = '';
+
 after(async () => {
   await Promise.all(extra.map((p) => p.stop()));
   await chain?.stop();
   await origin?.close();
+  if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
 });
 
 interface Answer {
@@ -162,6 +170,51 @@ test('portal: --portal-cookie-secure always marks the cookies Secure (with the _
   assert.ok(session, 'the session cookie has the __Host- prefix');
   assert.match(session, /; Secure/);
   assert.match(session, /; Path=\//);
+});
+
+test('portal over HTTPS (--tls-cert/--tls-key with a certificate made by `sws ca sign --server`): with the default --portal-cookie-secure auto the session cookie is __Host-, Secure, HttpOnly, SameSite=Strict', async () => {
+  pkiDir = mkdtempSync(join(tmpdir(), 'sws-portal-tls-'));
+  const p = (n: string) => join(pkiDir, n);
+  const name = `${SITE}.localhost`;
+  await swsOk(['ca', 'init', '--key-bits', '2048', '--data', chain.innerData]);
+  writeFileSync(p('ca.pem'), await swsOk(['ca', 'cert', '--data', chain.innerData]));
+  openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('portal.key'), '-subj', '/CN=portal', '-out', p('portal.csr')]);
+  await swsOk(['ca', 'sign', '--csr', p('portal.csr'), '--server', `${name},127.0.0.1`, '--days', '7', '--out', p('portal.pem'), '--data', chain.innerData]);
+  assert.equal(openssl(['verify', '-CAfile', p('ca.pem'), '-purpose', 'sslserver', '-verify_hostname', name, p('portal.pem')]).trim(), `${p('portal.pem')}: OK`);
+  const outer = await startSidecar(['outer', 'start', '--data', chain.outerData, '--portal', '--portal-suffix', '.localhost', '--tls-cert', p('portal.pem'), '--tls-key', p('portal.key')]);
+  extra.push(outer);
+  const host = `${name}:${outer.port}`;
+  const ca = readFileSync(p('ca.pem'), 'utf8');
+  const tls = (path: string, opts: { form?: Record<string, string>; cookie?: string } = {}) =>
+    new Promise<Answer>((resolve, reject) => {
+      const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
+      const headers: Record<string, string> = { host, ...(body ? { 'content-type': 'application/x-www-form-urlencoded', origin: `https://${host}` } : {}), ...(opts.cookie ? { cookie: opts.cookie } : {}) };
+      // Verified TLS: the client trusts only the sws CA and checks the portal host name.
+      const req = httpsRequest({ host: '127.0.0.1', port: outer.port, servername: name, ca, method: body ? 'POST' : 'GET', path, headers, agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          const setCookie = res.headers['set-cookie'] ?? [];
+          resolve({ status: res.statusCode!, headers: res.headers, body: text, cookies: new Map(setCookie.map((c) => c.split(';')[0]!.split('=') as [string, string])), setCookie });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const r = await tls('/.sws/login', { form: { user: 'alice', password: PASSWORDS.alice, next: '/headers' } });
+  assert.equal(r.status, 303);
+  const session = r.setCookie.find((c) => c.startsWith('__Host-sws_session='));
+  assert.ok(session, `the session cookie has the __Host- prefix: ${r.setCookie.join(' | ')}`);
+  const attrs = session.split(';').map((a) => a.trim());
+  assert.ok(attrs.includes('Secure'), 'Secure');
+  assert.ok(attrs.includes('HttpOnly'), 'HttpOnly');
+  assert.ok(attrs.includes('SameSite=Strict'), 'SameSite=Strict');
+  assert.ok(attrs.includes('Path=/'), 'Path=/');
+  assert.ok(!attrs.some((a) => /^Domain=/i.test(a)), 'no Domain (required by __Host-)');
+  for (const c of r.setCookie) assert.match(c, /; Secure/, `every portal cookie is Secure over TLS: ${c}`);
+  const page = await tls('/headers', { cookie: jar(r) });
+  assert.equal(page.status, 200);
+  assert.equal((JSON.parse(page.body) as Record<string, string>)['x-forwarded-user'], 'alice', 'the session works over HTTPS');
 });
 
 function proxied(host: string, path: string, user: 'alice' | 'bob'): Promise<IncomingMessage> {

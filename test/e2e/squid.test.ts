@@ -3,8 +3,10 @@
  * between outer and inner (`sws outer start --inner-proxy`), with a disk cache that it uses
  * for anything it may keep: a control request shows it caches a cacheable GET. Repeated
  * cacheable requests through sws all work and all reach the WWW server, Squid's access log
- * shows every envelope as a miss, its store log shows no envelope stored, and no file in its
- * cache directory holds one. Skipped, saying why, only when squid is not installed
+ * shows every envelope as a miss, a second access log (custom format) shows that every
+ * envelope request carried `Cache-Control: no-store` and every envelope answer
+ * `no-store, private`, its store log shows no envelope stored, and no file in its cache
+ * directory holds one. Skipped, saying why, only when squid is not installed
  * (`.ci/run` installs it).
  */
 import { after, before, test } from 'node:test';
@@ -84,6 +86,9 @@ before(async () => {
       'cache_mem 0 MB',
       'maximum_object_size_in_memory 0 KB',
       `access_log stdio:${join(dir, 'access.log')} squid`,
+      // Per exchange: the Cache-Control the outer sent and the one the inner answered with.
+      'logformat swscc %ts.%03tu %Ss/%03>Hs %rm %ru req-cc=[%{Cache-Control}>h] resp-cc=[%{Cache-Control}<h]',
+      `access_log stdio:${join(dir, 'headers.log')} swscc`,
       `cache_store_log stdio:${join(dir, 'store.log')}`,
       `cache_log ${join(dir, 'cache.log')}`,
       `pid_filename ${join(dir, 'squid.pid')}`,
@@ -163,9 +168,21 @@ test('claim 2 / patent 0064: repeated cacheable requests through Squid all work,
     assert.match(line, / TCP_MISS\/200 \d+ POST /, `every envelope is a POST Squid passed on: ${line}`);
     assert.doesNotMatch(line, /HIT/);
   }
+  // Per envelope, not "at least one": every request the outer sent and every answer the inner
+  // gave that crossed Squid says no-store (the property that keeps a GET-capable cache out).
+  const withHeaders = await eventually(() => {
+    const lines = readFileSync(join(dir, 'headers.log'), 'utf8').split('\n').filter((l) => l.includes(innerUrl));
+    return lines.length >= envelopes.length ? lines : undefined;
+  }, 10_000, 'the envelopes in the header log');
+  assert.equal(withHeaders.length, envelopes.length);
+  for (const line of withHeaders) {
+    const [, req, resp] = /req-cc=\[([^\]]*)\] resp-cc=\[([^\]]*)\]/.exec(line) ?? [];
+    assert.match(decodeURIComponent(req ?? ''), /^no-store$/, `the envelope request carries Cache-Control: no-store: ${line}`);
+    assert.match(decodeURIComponent(resp ?? ''), /^no-store, private$/, `the envelope answer carries Cache-Control: no-store, private: ${line}`);
+  }
   const stored = readFileSync(join(dir, 'store.log'), 'utf8').split('\n').filter((l) => l.includes('/.sws/v1') && l.includes('SWAPOUT'));
   assert.deepEqual(stored, [], 'the store log shows no envelope written to the cache');
   const cacheFiles = files(join(dir, 'cache')).filter((f) => !f.endsWith('swap.state') && !f.endsWith('swap.state.last-clean'));
   for (const f of cacheFiles) assert.ok(!readFileSync(f).includes('/.sws/v1'), `${f} holds an envelope`);
-  t.diagnostic(`squid: ${envelopes.length} envelopes, all TCP_MISS; ${cacheFiles.length} object(s) in its cache dir, none an envelope`);
+  t.diagnostic(`squid: ${envelopes.length} envelopes, all TCP_MISS and all no-store both ways; ${cacheFiles.length} object(s) in its cache dir, none an envelope`);
 });
