@@ -6,7 +6,8 @@
  *   raw RSA-2048: private operations/s (PSS sign, OAEP decrypt)
  *   core: seal+open of a 64 MiB body MB/s (vs raw at the same record size)
  *   core: WebCrypto calls per 1 KiB request+response on a warm session
- *   core: exchanges/s and the RSA operations one exchange costs
+ *   core: exchanges/s and the RSA operations one exchange costs, with the core's WebCrypto
+ *         defaults and with the node:crypto AEAD + SHA-256/HKDF backends the sidecars inject
  *   core: peak RSS while streaming 64 MiB vs 1 GiB
  *
  * Usage: npm run bench:core [-- --quick]
@@ -30,6 +31,8 @@ import {
   toHex,
   type DirectionState,
 } from '../core/index.ts';
+import { nodeAead } from '../sidecar-shared/node-aead.ts';
+import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 
 const quick = process.argv.includes('--quick');
 const subtle = globalThis.crypto.subtle;
@@ -145,19 +148,23 @@ for (const op of ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'importKey',
 }
 const innerKey = priv;
 const user = await importPrivateKey((await generateRsaKeyPair(2048)).pkcs8);
-const endpoint = new InnerEndpoint({
-  keys: { get: (id) => (id === toHex(innerKey.keyId) ? innerKey : undefined) },
-  clients: { lookup: (name, kid) => (kid === toHex(user.keyId) ? user.publicKey : undefined) },
-});
+const endpointOpts = {
+  keys: { get: (id: string) => (id === toHex(innerKey.keyId) ? innerKey : undefined) },
+  clients: { lookup: (_name: string, kid: string) => (kid === toHex(user.keyId) ? user.publicKey : undefined) },
+};
+const endpoint = new InnerEndpoint(endpointOpts);
+/** What the sidecars run: node:crypto AES-GCM and SHA-256/HKDF, RSA still on WebCrypto. */
+const nodeBackends = { aead: nodeAead, kdf: nodeKdf };
+const nodeEndpoint = new InnerEndpoint({ ...endpointOpts, ...nodeBackends });
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for await (const c of it) out.push(c);
   return out;
 }
-async function roundTrip(channel: OuterChannel, body: Uint8Array): Promise<void> {
+async function roundTrip(channel: OuterChannel, body: Uint8Array, ep: InnerEndpoint = endpoint): Promise<void> {
   const call = await channel.prepare('http://a.example');
-  const env = await endpoint.open(await collect(call.seal({ ...head, method: 'POST' }, body)));
+  const env = await ep.open(await collect(call.seal({ ...head, method: 'POST' }, body)));
   if (env.kind !== 'envelope') throw new Error('refused');
   const req = await env.readRequest();
   if (!req || req.kind !== 'request') throw new Error('refused');
@@ -181,6 +188,8 @@ const M = quick ? 50 : 200;
 for (let i = 0; i < M; i++) await roundTrip(each, kib);
 const rsaOps = [...byAlg.entries()].filter(([k]) => /RSA/.test(k)).map(([k, v]) => `${k}×${(v / M).toFixed(2)}`).join(', ');
 console.log(`RSA operations per exchange (outer + inner): ${rsaOps}`);
+const callsPer = (n: number) => [...byAlg.values()].reduce((a, b) => a + b, 0) / n;
+console.log(`WebCrypto calls per exchange + 1 KiB round trip, WebCrypto backends: ${fmt(callsPer(M), 1)}`);
 const xps = await runs(K, () => timeIt(SECS, () => roundTrip(each, kib)));
 line('exchange + 1 KiB round trip, policy `request`, sequential', xps, 'per s');
 const rsaBound = 1 / (3 / rawSign.median);
@@ -188,6 +197,20 @@ console.log(`  → RSA alone allows ${fmt(rsaBound)} exchanges/s sequentially (3
 const rt = await runs(K, () => timeIt(SECS, () => roundTrip(warm, kib)));
 line('1 KiB round trip, policy `destination` (warm), sequential', rt, 'per s');
 console.log(`  → claim 8: re-keying every request costs ${fmt(rt.median / xps.median, 1)}× the time of reusing the key`);
+
+// The same with the backends the sidecars inject (sidecar-outer/server.ts, sidecar-inner/server.ts).
+const eachNode = new OuterChannel({ user: { name: 'alice', key: user }, inner: innerKey.publicKey, policy: parseRekeyPolicy('request'), ...nodeBackends });
+const warmNode = new OuterChannel({ user: { name: 'alice', key: user }, inner: innerKey.publicKey, policy: parseRekeyPolicy('destination'), ...nodeBackends });
+await roundTrip(eachNode, kib, nodeEndpoint);
+await roundTrip(warmNode, kib, nodeEndpoint);
+byAlg.clear();
+for (let i = 0; i < M; i++) await roundTrip(eachNode, kib, nodeEndpoint);
+console.log(`WebCrypto calls per exchange + 1 KiB round trip, node:crypto AEAD + KDF (sidecars): ${fmt(callsPer(M), 1)}`);
+const xpsNode = await runs(K, () => timeIt(SECS, () => roundTrip(eachNode, kib, nodeEndpoint)));
+line('node backends: exchange + 1 KiB round trip, policy `request`', xpsNode, 'per s');
+console.log(`  → core with the sidecars' backends reaches ${fmt((xpsNode.median / rsaBound) * 100)} % of the RSA-only limit`);
+const rtNode = await runs(K, () => timeIt(SECS, () => roundTrip(warmNode, kib, nodeEndpoint)));
+line('node backends: 1 KiB round trip, policy `destination` (warm)', rtNode, 'per s');
 console.log('');
 
 // ---------------------------------------------------------------- memory flat with body size

@@ -21,7 +21,6 @@ import {
   pssSign,
   pssVerify,
   randomBytes,
-  sha256,
   signatureInput,
   SUITE_V1,
   type PrivateKeyHandle,
@@ -29,7 +28,8 @@ import {
 } from './crypto.ts';
 import { MalformedError, ReplayError, SignatureError, StaleError, UnknownKeyError, UnknownUserError } from './errors.ts';
 import { webCryptoAead, type AeadBackend } from './aead.ts';
-import { deriveKeyIv, directionFrom, extractSessionPrk } from './keyschedule.ts';
+import { webCryptoKdf, type KdfBackend } from './kdf.ts';
+import { deriveDirection } from './keyschedule.ts';
 import { RecordOpener, RecordSealer, type DirectionState } from './records.ts';
 import { encodeEnvelopeHeader, MessageTypes, SESSION_ID_LENGTH, type EnvelopeHeader } from './wire.ts';
 
@@ -115,6 +115,10 @@ export interface PendingExchange {
   readonly prk: Uint8Array;
   readonly th1: Uint8Array;
   readonly aead: AeadBackend;
+  /** The hash/HKDF implementation (default WebCrypto). */
+  readonly kdf?: KdfBackend;
+  /** Internal: the cfm direction, derived with c2s/s2c so finishExchange need not wait for it. */
+  readonly cfm?: DirectionState;
 }
 
 export interface StartExchangeOptions {
@@ -127,6 +131,8 @@ export interface StartExchangeOptions {
   readonly secret?: Uint8Array;
   /** The AEAD implementation for this session's records (default WebCrypto). */
   readonly aead?: AeadBackend;
+  /** The SHA-256/HKDF implementation for transcript hashes and the key schedule (default WebCrypto). */
+  readonly kdf?: KdfBackend;
 }
 
 /** S103: make a fresh session secret, wrap it to the inner, sign the transcript as the user. */
@@ -140,30 +146,43 @@ export async function startExchange(opts: StartExchangeOptions): Promise<Pending
   const secret = opts.secret ?? randomBytes(SUITE_V1.secretBytes);
   const header = encodeEnvelopeHeader(MessageTypes.exchange, sessionId, 0, opts.now);
   const innerKeyId = opts.inner.keyId;
+  const aead = opts.aead ?? webCryptoAead;
+  const kdf = opts.kdf ?? webCryptoKdf;
   const label = signatureInput('wrap', header.bytes, innerKeyId);
-  const wrapped = await oaepWrap(opts.inner, secret, label);
+  // The PRK needs only the session ID and S: extract it while RSA-OAEP runs.
+  let wrapped: Uint8Array;
+  let prk: Uint8Array;
+  try {
+    [wrapped, prk] = await Promise.all([oaepWrap(opts.inner, secret, label), kdf.hkdfExtract(sessionId, secret)]);
+  } finally {
+    secret.fill(0);
+  }
   const wrappedLen = new Uint8Array(2);
   writeU16(wrappedLen, 0, wrapped.length);
   const clear = concatBytes(header.bytes, innerKeyId, wrappedLen, wrapped);
-  const th0 = await sha256(clear);
+  const th0 = await kdf.sha256(clear);
 
   const limitsBytes = encodeRequestedLimits(requested);
   const clientKeyId = opts.user.key.keyId;
   const nameField = concatBytes(new Uint8Array([nameBytes.length]), nameBytes);
-  const signature = await pssSign(opts.user.key, signatureInput('exchange', th0, clientKeyId, nameField, innerKeyId, limitsBytes));
+  // The xch keys need only PRK and TH0: derive them while the user's RSA-PSS signature is made.
+  const [signature, xch] = await Promise.all([
+    pssSign(opts.user.key, signatureInput('exchange', th0, clientKeyId, nameField, innerKeyId, limitsBytes)),
+    deriveDirection(prk, 'xch', th0, aead, kdf),
+  ]);
   const sigLen = new Uint8Array(2);
   writeU16(sigLen, 0, signature.length);
   const payload = concatBytes(clientKeyId, nameField, innerKeyId, limitsBytes, sigLen, signature);
 
-  const prk = await extractSessionPrk(sessionId, secret);
-  secret.fill(0);
-  const aead = opts.aead ?? webCryptoAead;
-  const xch = await directionFrom(await deriveKeyIv(prk, 'xch', th0), aead);
   const records = await new RecordSealer(xch, header).seal(payload, true);
   const message = concatBytes(clear, ...records);
-  const th1 = await sha256(message);
-  const [c2s, s2c] = await Promise.all([deriveKeyIv(prk, 'c2s', th1).then((r) => directionFrom(r, aead)), deriveKeyIv(prk, 's2c', th1).then((r) => directionFrom(r, aead))]);
-  return { sessionId: header.sessionId, message, keys: { sessionId: header.sessionId, c2s, s2c }, timestamp: opts.now, inner: opts.inner, prk, th1, aead };
+  const th1 = await kdf.sha256(message);
+  const [c2s, s2c, cfm] = await Promise.all([
+    deriveDirection(prk, 'c2s', th1, aead, kdf),
+    deriveDirection(prk, 's2c', th1, aead, kdf),
+    deriveDirection(prk, 'cfm', th1, aead, kdf),
+  ]);
+  return { sessionId: header.sessionId, message, keys: { sessionId: header.sessionId, c2s, s2c }, timestamp: opts.now, inner: opts.inner, prk, th1, aead, kdf, cfm };
 }
 
 export interface ExchangeConfirmation {
@@ -180,7 +199,7 @@ export interface ExchangeConfirmation {
 export async function finishExchange(pending: PendingExchange, header: EnvelopeHeader, reader: ByteReader): Promise<ExchangeConfirmation> {
   if (header.type !== MessageTypes.confirm) throw new MalformedError('expected an exchange confirmation');
   if (!timingSafeEqual(header.sessionId, pending.sessionId)) throw new MalformedError('confirmation is for another session');
-  const cfm = await directionFrom(await deriveKeyIv(pending.prk, 'cfm', pending.th1), pending.aead);
+  const cfm = pending.cfm ?? (await deriveDirection(pending.prk, 'cfm', pending.th1, pending.aead, pending.kdf));
   const body = await openSingleRecord(cfm, header, reader, MAX_CONFIRM_PAYLOAD);
   if (body.length < 8 + 24 + 2) throw new MalformedError('confirmation too short');
   const incarnation = readU64(body, 0);
@@ -249,6 +268,8 @@ export interface AcceptExchangeContext {
   readonly grant: (requested: RequestedLimits, user: string) => GrantedLimits;
   /** The AEAD implementation for this session's records (default WebCrypto). */
   readonly aead?: AeadBackend;
+  /** The SHA-256/HKDF implementation for transcript hashes and the key schedule (default WebCrypto). */
+  readonly kdf?: KdfBackend;
 }
 
 export interface AcceptedExchange {
@@ -286,14 +307,21 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   const wrappedLen = readU16(await reader.readExact(2), 0);
   if (wrappedLen === 0 || wrappedLen > MAX_WRAPPED || wrappedLen !== innerKey.bits / 8) throw new MalformedError('wrapped secret has the wrong length for this key');
   const wrapped = await reader.readExact(wrappedLen);
-  const th0 = await sha256(concatBytes(header.bytes, ...reader.recorded()));
-
-  const secret = await oaepUnwrap(innerKey, wrapped, signatureInput('wrap', header.bytes, innerKeyId));
-  if (secret.length !== SUITE_V1.secretBytes) throw new MalformedError('session secret has the wrong length');
-  const prk = await extractSessionPrk(header.sessionId, secret);
-  secret.fill(0);
   const aead = ctx.aead ?? webCryptoAead;
-  const xch = await directionFrom(await deriveKeyIv(prk, 'xch', th0), aead);
+  const kdf = ctx.kdf ?? webCryptoKdf;
+  // TH0 hashes public octets only: compute it while RSA-OAEP decrypts.
+  const [th0, secret] = await Promise.all([
+    kdf.sha256(concatBytes(header.bytes, ...reader.recorded())),
+    oaepUnwrap(innerKey, wrapped, signatureInput('wrap', header.bytes, innerKeyId)),
+  ]);
+  let prk: Uint8Array;
+  try {
+    if (secret.length !== SUITE_V1.secretBytes) throw new MalformedError('session secret has the wrong length');
+    prk = await kdf.hkdfExtract(header.sessionId, secret);
+  } finally {
+    secret.fill(0);
+  }
+  const xch = await deriveDirection(prk, 'xch', th0, aead, kdf);
   const payload = await openSingleRecord(xch, header, reader, MAX_EXCHANGE_PAYLOAD);
 
   // ExchangePayload
@@ -326,21 +354,35 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   if (!clientKey) throw new UnknownUserError('the user is not registered at this inner with that key');
   if (!timingSafeEqual(clientKey.keyId, clientKeyId)) throw new UnknownUserError('the user is not registered at this inner with that key');
   const signed = signatureInput('exchange', th0, clientKeyId, concatBytes(new Uint8Array([nameLen]), nameBytes), innerKeyId, limitsBytes);
-  if (!(await pssVerify(clientKey, signature, signed))) throw new SignatureError('the user signature on the exchange does not verify');
+  // The replay ID, TH1 and the session directions depend on nothing the signature decides:
+  // compute them while RSA-PSS verifies, and use them only if it does. The replay cache is
+  // still written only for an authenticated exchange (no cache flooding by strangers).
+  const th1Input = concatBytes(header.bytes, ...reader.stopRecording());
+  const sessionDirections = (async () => {
+    const th1 = await kdf.sha256(th1Input);
+    const [c2s, s2c, cfm] = await Promise.all([
+      deriveDirection(prk, 'c2s', th1, aead, kdf),
+      deriveDirection(prk, 's2c', th1, aead, kdf),
+      deriveDirection(prk, 'cfm', th1, aead, kdf),
+    ]);
+    return { th1, c2s, s2c, cfm };
+  })();
+  let verified: boolean;
+  let replayHash: Uint8Array;
+  let dirs: Awaited<typeof sessionDirections>;
+  try {
+    [verified, replayHash, dirs] = await Promise.all([pssVerify(clientKey, signature, signed), kdf.sha256(wrapped), sessionDirections]);
+  } finally {
+    prk.fill(0);
+  }
+  if (!verified) throw new SignatureError('the user signature on the exchange does not verify');
 
-  // Only an authenticated exchange may occupy the replay cache (no cache flooding by strangers).
-  const replayId = toHex(await sha256(wrapped));
+  const replayId = toHex(replayHash);
   if (!ctx.replay.remember(replayId, header.timestamp + 2 * maxSkew, ctx.now)) throw new ReplayError('this exchange was seen before');
 
   const requested: RequestedLimits = { maxRequests: readU32(limitsBytes, 0), maxAgeSeconds: readU32(limitsBytes, 4), maxBytes: readU64(limitsBytes, 8) };
   const granted = ctx.grant(requested, user);
-  const th1 = await sha256(concatBytes(header.bytes, ...reader.stopRecording()));
-  const [c2s, s2c, cfm] = await Promise.all([
-    deriveKeyIv(prk, 'c2s', th1).then((r) => directionFrom(r, aead)),
-    deriveKeyIv(prk, 's2c', th1).then((r) => directionFrom(r, aead)),
-    deriveKeyIv(prk, 'cfm', th1).then((r) => directionFrom(r, aead)),
-  ]);
-  prk.fill(0);
+  const { th1, c2s, s2c, cfm } = dirs;
 
   const confirmHeader = encodeEnvelopeHeader(MessageTypes.confirm, header.sessionId, 0, ctx.now);
   const fields = new Uint8Array(32);

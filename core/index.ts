@@ -8,6 +8,7 @@ export * from './bytes.ts';
 export * from './crypto.ts';
 export * from './atrest.ts';
 export * from './aead.ts';
+export * from './kdf.ts';
 export * from './wire.ts';
 export * from './bytereader.ts';
 export * from './limits.ts';

@@ -7,6 +7,7 @@
  * window, the clock offset, granted limits and counters, all in this process's memory.
  */
 import type { AeadBackend } from './aead.ts';
+import type { KdfBackend } from './kdf.ts';
 import type { RequestHead, ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
 import { toHex } from './bytes.ts';
@@ -184,6 +185,8 @@ export interface InnerEndpointOptions {
   readonly policy?: Partial<InnerPolicy>;
   /** The AEAD implementation for session records (default WebCrypto; the Node sidecar injects node:crypto). */
   readonly aead?: AeadBackend;
+  /** The SHA-256/HKDF implementation for exchanges (default WebCrypto; the Node sidecar injects node:crypto). */
+  readonly kdf?: KdfBackend;
   /** Optional per-user grant override. */
   readonly grant?: (requested: RequestedLimits, user: string, now: number) => GrantedLimits;
 }
@@ -245,6 +248,7 @@ export class InnerEndpoint {
           maxSkewMs: this.policy.maxSkewMs,
           grant: (req, user) => this.#grant(req, user, now),
           ...(this.#opts.aead ? { aead: this.#opts.aead } : {}),
+          ...(this.#opts.kdf ? { kdf: this.#opts.kdf } : {}),
         });
         if (this.sessions.has(toHex(accepted.keys.sessionId))) throw new MalformedError('session ID already in use');
         session = new InnerSession({ ...accepted, now, windowSize: this.policy.replayWindow });

@@ -13,7 +13,8 @@
  * the user, the inner key, the protocol version and the session ID.
  */
 import { webCryptoAead, type AeadBackend } from './aead.ts';
-import { hkdfExpandLabel, hkdfExtract, SUITE_V1 } from './crypto.ts';
+import { hkdfLabel, SUITE_V1 } from './crypto.ts';
+import { webCryptoKdf, type KdfBackend } from './kdf.ts';
 import { newDirectionState, type DirectionState } from './records.ts';
 
 export interface RawKeyIv {
@@ -21,16 +22,21 @@ export interface RawKeyIv {
   readonly iv: Uint8Array;
 }
 
-export async function extractSessionPrk(sessionId: Uint8Array, secret: Uint8Array): Promise<Uint8Array> {
-  return hkdfExtract(sessionId, secret);
+export async function extractSessionPrk(sessionId: Uint8Array, secret: Uint8Array, kdf: KdfBackend = webCryptoKdf): Promise<Uint8Array> {
+  return kdf.hkdfExtract(sessionId, secret);
 }
 
-export async function deriveKeyIv(prk: Uint8Array, name: 'xch' | 'cfm' | 'c2s' | 's2c', transcriptHash: Uint8Array): Promise<RawKeyIv> {
+export async function deriveKeyIv(prk: Uint8Array, name: 'xch' | 'cfm' | 'c2s' | 's2c', transcriptHash: Uint8Array, kdf: KdfBackend = webCryptoKdf): Promise<RawKeyIv> {
   const [key, iv] = await Promise.all([
-    hkdfExpandLabel(prk, `${name} key`, transcriptHash, SUITE_V1.aeadKeyBytes),
-    hkdfExpandLabel(prk, `${name} iv`, transcriptHash, SUITE_V1.nonceBytes),
+    kdf.hkdfExpand(prk, hkdfLabel(SUITE_V1.aeadKeyBytes, `${name} key`, transcriptHash), SUITE_V1.aeadKeyBytes),
+    kdf.hkdfExpand(prk, hkdfLabel(SUITE_V1.nonceBytes, `${name} iv`, transcriptHash), SUITE_V1.nonceBytes),
   ]);
   return { key, iv };
+}
+
+/** deriveKeyIv then directionFrom: one direction's state straight from the PRK. */
+export async function deriveDirection(prk: Uint8Array, name: 'xch' | 'cfm' | 'c2s' | 's2c', transcriptHash: Uint8Array, aead: AeadBackend = webCryptoAead, kdf: KdfBackend = webCryptoKdf): Promise<DirectionState> {
+  return directionFrom(await deriveKeyIv(prk, name, transcriptHash, kdf), aead);
 }
 
 /** Imports a derived key once and wipes the raw key octets. */

@@ -9,6 +9,7 @@
  * wait one round trip, not for the first request's upstream.
  */
 import type { AeadBackend } from './aead.ts';
+import type { KdfBackend } from './kdf.ts';
 import type { RequestHead, ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
 import { timingSafeEqual, toHex } from './bytes.ts';
@@ -120,6 +121,8 @@ export interface OuterChannelOptions {
   readonly maxRecordPlaintext?: number;
   /** The AEAD implementation for session records (default WebCrypto; the Node sidecar injects node:crypto). */
   readonly aead?: AeadBackend;
+  /** The SHA-256/HKDF implementation for exchanges (default WebCrypto; the Node sidecar injects node:crypto). */
+  readonly kdf?: KdfBackend;
 }
 
 /** Methods whose repetition has no further effect (RFC 9110 §9.2.2). */
@@ -147,7 +150,7 @@ export class OuterChannel {
       exchange: async (reason) => {
         this.onExchange?.(reason);
         const now = this.#now();
-        const pending = await startExchange({ user: opts.user, inner: opts.inner, now, ...(opts.requested ? { requested: opts.requested } : {}), ...(opts.aead ? { aead: opts.aead } : {}) });
+        const pending = await startExchange({ user: opts.user, inner: opts.inner, now, ...(opts.requested ? { requested: opts.requested } : {}), ...(opts.aead ? { aead: opts.aead } : {}), ...(opts.kdf ? { kdf: opts.kdf } : {}) });
         return new OuterSession(pending, now, reason);
       },
     });

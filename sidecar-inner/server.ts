@@ -17,6 +17,7 @@ import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
 import { writeBody, writeWhole } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
+import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -87,6 +88,7 @@ export class InnerSidecar {
       clients: this.#directory,
       replay: this.#replay,
       aead: nodeAead,
+      kdf: nodeKdf,
       ...(deps.now ? { now: deps.now } : {}),
       policy: config.policy,
     });
