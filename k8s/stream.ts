@@ -6,7 +6,7 @@
  * Any error (invalid YAML, bad annotation, conflict, injected with other settings) fails the
  * whole stream, naming the source, the document and where possible the line: no partial output.
  */
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, type Document, type Tags } from 'yaml';
 import { ROLE_ANNOTATION, type SidecarRole } from './annotations.ts';
 import { applyToDocument } from './document.ts';
 import { concretize } from './edits.ts';
@@ -34,7 +34,24 @@ export interface InjectStreamResult {
   readonly warnings: readonly string[];
 }
 
-export const YAML_OPTIONS = { version: '1.1', prettyErrors: true, uniqueKeys: true } as const;
+/**
+ * The `yaml` library's YAML 1.1 schema, brought in line with what Kubernetes' reader (go-yaml v2
+ * through sigs.k8s.io/yaml) makes of two plain scalars, so a re-printed document keeps them:
+ * - a lone `.` (or `-.`, `+.`) matches the library's float pattern and would be read as NaN and
+ *   printed as `.nan`; managedFields (`kubectl get -o yaml --show-managed-fields`) are full of
+ *   `.: {}` keys. A float needs a digit.
+ * - an unquoted timestamp would be read as a Date and printed without its `Z`; go-yaml hands it
+ *   to Kubernetes as the string it is, so it stays a string here.
+ */
+const FLOAT_TAG = 'tag:yaml.org,2002:float';
+const FLOAT_NEEDS_A_DIGIT = /^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)$/;
+function kubernetesTags(tags: Tags): Tags {
+  return tags
+    .filter((t) => typeof t === 'string' || t.tag !== 'tag:yaml.org,2002:timestamp')
+    .map((t) => (typeof t !== 'string' && t.tag === FLOAT_TAG && !t.format && 'test' in t && t.test?.test('.') ? { ...t, test: FLOAT_NEEDS_A_DIGIT } : t));
+}
+
+export const YAML_OPTIONS = { version: '1.1', prettyErrors: true, uniqueKeys: true, customTags: kubernetesTags } as const;
 
 /** Whether block sequences in `text` are indented under their key (`key:\n  - a`) or not (`key:\n- a`). */
 export function detectIndentSeq(text: string): boolean {
