@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ProxyAgent, request as undiciRequest } from 'undici';
-import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
+import { basic, closedPort, eventually, pattern, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
 import { startForger, type Forger } from '../helpers/forger.ts';
 import { startRelay, type RecordingRelay } from '../helpers/relay.ts';
 
@@ -32,22 +32,6 @@ const held: { closed: Promise<void> }[] = [];
 const sseGates: (() => void)[] = [];
 let uploadAborted: Promise<void> = Promise.resolve();
 let markUploadAborted = () => undefined as void;
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function pattern(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 10)) & 0xff;
-  return b;
-}
 
 before(async () => {
   origin = await startOrigin((req, res) => {

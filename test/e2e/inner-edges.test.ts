@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { importPublicKey, toPem, OuterChannel, parseRekeyPolicy, HeaderNames, MEDIA_TYPE, PROTOCOL_VERSION, ENVELOPE_PATH, type RequestHead } from '../../core/index.ts';
-import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
+import { basic, closedPort, eventually, pattern, metricValue, PASSWORDS, startChain, startOrigin, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
 import { party } from '../helpers/keys.ts';
 import { collect } from '../helpers/protocol.ts';
 
@@ -31,21 +31,7 @@ const SECRET = 'SECRET123';
 let origin: Origin;
 let chain: Chain;
 
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function pattern(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + (i >> 9)) & 0xff;
-  return b;
-}
+const patternOf = (n: number) => pattern(n, 131, 9);
 
 before(async () => {
   origin = await startOrigin((req, res) => {
@@ -62,7 +48,7 @@ before(async () => {
       const headers: Record<string, string> = { 'content-type': url.pathname === '/sse-die' ? 'text/event-stream' : 'application/octet-stream' };
       if (url.pathname === '/chunked-die-close') headers.connection = 'close';
       res.writeHead(200, headers);
-      const part = url.pathname === '/sse-die' ? Buffer.from('data: one\n\n') : pattern(50_000);
+      const part = url.pathname === '/sse-die' ? Buffer.from('data: one\n\n') : patternOf(50_000);
       res.write(part, () => res.write(part, () => res.socket!.destroy()));
     } else {
       res.writeHead(404).end('nope');
@@ -132,7 +118,7 @@ test('Expect: 100-continue: a curl upload of 2 MiB through the chain arrives int
     t.skip('curl is not installed');
     return;
   }
-  const data = pattern(2 * 1024 * 1024 + 3);
+  const data = patternOf(2 * 1024 * 1024 + 3);
   const file = join(chain.dir, 'upload.bin');
   writeFileSync(file, data);
   // curl sends Expect: 100-continue for large uploads on its own; it is also asked to, so the

@@ -276,3 +276,20 @@ export async function eventually<T>(find: () => T | undefined, ms = 5000, what =
 export function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
+
+/** A loopback port with nothing listening on it (for "upstream down" cases). */
+export async function closedPort(): Promise<number> {
+  const { createServer: createNetServer } = await import('node:net');
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** `n` octets of a fixed, non-repeating-looking pattern (bodies checked by hash). */
+export function pattern(n: number, mul = 31, shift = 10): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * mul + (i >> shift)) & 0xff;
+  return b;
+}
