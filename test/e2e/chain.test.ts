@@ -161,6 +161,20 @@ test('ACL: a denied request gets 403 with a short message, and the web server se
   assert.equal(bobPost.status, 403, 'bob may only GET/HEAD under /docs');
 });
 
+test('ACL bypass attempts through the whole chain: dot-segments, encoded separators, NUL and bad escapes never reach the web server', async () => {
+  // bob may GET /docs/** only. Each target below either normalizes to a path outside /docs
+  // (denied, 403) or cannot be normalized unambiguously (refused, 400); none is guessed.
+  const attempts = ['/docs/../admin/x', '/docs/%2e%2e/admin/x', '/docs/%2E%2E/%2e%2e/admin/x', '/docs/..%2fadmin/x', '/docs%2f..%2fadmin/x', '/docs/%5c..%5cadmin/x', '/docs/a%00b', '/docs/%zz', '/docs/../../../admin/x'];
+  const before = origin.requests.length;
+  const statuses: Record<string, number> = {};
+  for (const path of attempts) statuses[path] = (await proxied(path, { user: 'bob' })).status;
+  for (const [path, status] of Object.entries(statuses)) assert.ok(status === 400 || status === 403, `${path}: ${status}`);
+  assert.equal(origin.requests.length, before, `the web server saw none of them (${JSON.stringify(statuses)})`);
+  // The baseline: the same user, a plain path inside the grant, does reach it.
+  assert.equal((await proxied('/docs/inside.html', { user: 'bob' })).status, 200);
+  assert.equal(origin.requests.length, before + 1);
+});
+
 test('outer authentication: missing or wrong credentials get 407 with a Basic challenge', async () => {
   const none = await proxied('/docs/a.html', { user: null });
   assert.equal(none.status, 407);
