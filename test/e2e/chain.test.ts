@@ -654,7 +654,7 @@ test('live changes: revoking a grant cuts a stream in flight within a second; re
 
   assert.equal((await proxied('/docs/b.html', { user: 'bob' })).status, 200);
   await swsOk(['client', 'remove', 'bob', '--data', chain.innerData]);
-  // Probe until the inner's store watcher (~250 ms) has seen the removal; bounded at 2 s.
+  // Probe until the inner's store watcher (100 ms poll) has seen the removal; bounded at 2 s.
   let last = 0;
   const until = Date.now() + 2000;
   while (Date.now() < until) {
