@@ -10,12 +10,13 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { FieldLine, ResponseHead } from '../core/bhttp.ts';
 import { SwsError } from '../core/errors.ts';
 import { InnerEndpoint, type InnerRequest } from '../core/inner.ts';
+import type { BodySource } from '../core/messages.ts';
 import { problemDocument, refusalFor, type Refusal } from '../core/signals.ts';
 import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } from '../core/wire.ts';
 import { aclEngine, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Site, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { writeBody, writeWhole } from '../sidecar-shared/write.ts';
+import { isAtHand, writeBody, writeWhole } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
@@ -33,6 +34,8 @@ import { aclRules } from '../store/index.ts';
 
 /** Responses no longer than this are sealed with their head in one record (1 AES call). */
 const SMALL_BODY = 32 * 1024;
+/** Sent sealed in one write; a larger body at hand (a big cache hit) still streams record by record, never copied whole. */
+const isSmall = (body: BodySource): boolean => isAtHand(body) && (body?.length ?? 0) <= SMALL_BODY;
 
 interface InFlight {
   readonly user: string;
@@ -335,7 +338,7 @@ export class InnerSidecar {
       const plan = this.#cache?.plan(canonical, user);
       if (plan?.kind === 'hit') {
         const sealed = r.respond(this.#epochs.stamp(user, plan.head), plan.body);
-        await (plan.body === null || plan.body instanceof Uint8Array ? writeWhole(res, sealed) : writeBody(res, sealed));
+        await (isSmall(plan.body) ? writeWhole : writeBody)(res, sealed);
         this.#accessLog({ ...access, path: canonical.target.path, cache: 'hit' }, 'allow', plan.head.status, started);
         return;
       }
@@ -355,8 +358,8 @@ export class InnerSidecar {
       }
       const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
       const sealed = r.respond(this.#epochs.stamp(user, out.head), out.body);
-      // A body at hand seals to one record: the head, record and end leave in one write.
-      await (out.body === null || out.body instanceof Uint8Array ? writeWhole(res, sealed) : writeBody(res, sealed));
+      // A small body at hand seals to one record: the head, record and end leave in one write.
+      await (isSmall(out.body) ? writeWhole : writeBody)(res, sealed);
       this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
     } catch (err) {
       if (bodyError !== undefined || revoked || controller.signal.aborted) {

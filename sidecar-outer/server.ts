@@ -20,7 +20,7 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { collect, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
+import { collect, isAtHand, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
@@ -387,7 +387,7 @@ export class OuterSidecar {
         headersTimeout: this.config.innerHeadersTimeoutMs,
         bodyTimeout: this.config.innerBodyTimeoutMs,
         // A body at hand seals to a few hundred octets: one buffer with a Content-Length, one write.
-        body: exchangeOnly ? call.sealExchangeOnly() : body === null || body instanceof Uint8Array ? await collect(call.seal(head, body)) : Readable.from(call.seal(head, body)),
+        body: exchangeOnly ? call.sealExchangeOnly() : isAtHand(body) ? await collect(call.seal(head, body)) : Readable.from(call.seal(head, body)),
         signal,
       });
     } catch (err) {
@@ -411,7 +411,6 @@ export class OuterSidecar {
     started: bigint,
     complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
   ): Promise<void> {
-    const replayable = body === null || body instanceof Uint8Array;
     // A client that leaves before its answer is complete cancels the envelope, and with it the inner's
     // request to the web server (the inner aborts upstream when the outer's connection closes).
     const gone = new AbortController();
@@ -420,7 +419,7 @@ export class OuterSidecar {
     };
     res.once('close', onClose);
     try {
-      await this.#exchangeLoop(res, channel, up, target, head, body, replayable, access, started, complete, gone.signal);
+      await this.#exchangeLoop(res, channel, up, target, head, body, access, started, complete, gone.signal);
     } finally {
       res.off('close', onClose);
     }
@@ -433,7 +432,6 @@ export class OuterSidecar {
     target: ProxyTarget,
     head: RequestHead,
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
-    replayable: boolean,
     access: Record<string, unknown>,
     started: bigint,
     complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
@@ -500,7 +498,7 @@ export class OuterSidecar {
       // The inner no longer accepts this user (revoked key or certificate): drop their cache from it now.
       this.#cache.refused(channel.user, up.server.name, problem.code);
       this.log.warn({ ...access, status: answer.statusCode, keyState, code: problem.code }, 'inner refused the envelope');
-      if (!(sessionLost && keyState === KeyStates.exchangeNeeded && attempt === 0 && replayable)) {
+      if (!(sessionLost && keyState === KeyStates.exchangeNeeded && attempt === 0 && isAtHand(body))) {
         throw new ClientError(502, problem.code ?? 'SWS_ERR_INNER_REFUSED', `sws: the inner server refused the request (${problem.code ?? answer.statusCode})`, { 'retry-after': '1' });
       }
       if (!isIdempotent(head.method) && !(await this.#provablyUnsent(channel, up, call, head, signal))) {
@@ -568,7 +566,7 @@ export class OuterSidecar {
 
 /** Writes a body that is whole (one write), absent, or streamed. */
 async function sendBody(res: ServerResponse, body: Uint8Array | AsyncIterable<Uint8Array> | null): Promise<void> {
-  if (body === null || body instanceof Uint8Array) {
+  if (isAtHand(body)) {
     res.end(body ?? undefined);
     await finished(res);
     return;

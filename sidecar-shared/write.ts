@@ -39,6 +39,11 @@ export async function writeBody(res: ServerResponse, chunks: AsyncIterable<Uint8
   });
 }
 
+/** A body that is absent or whole in memory (small enough to have been read at once): it can be sent in one write and replayed. */
+export function isAtHand(body: Uint8Array | AsyncIterable<Uint8Array> | null): body is Uint8Array | null {
+  return body === null || body instanceof Uint8Array;
+}
+
 /** Gathers a short stream of chunks (a small sealed message) into one buffer. */
 export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = [];

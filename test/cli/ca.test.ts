@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectFail, expectOk, inproc, sws, tempDir } from './helpers.ts';
-import { CLIENT_EXT, openssl, opensslCa, opensslSign, type Pem } from '../helpers/pki.ts';
+import { CLIENT_EXT, openssl, opensslCa, opensslVerify as verify, opensslSign, type Pem } from '../helpers/pki.ts';
 
 const tmp = tempDir();
 after(tmp.cleanup);
@@ -17,16 +17,6 @@ const IN = join(tmp.dir, 'in');
 const OUT = join(tmp.dir, 'out');
 const f = (name: string) => join(tmp.dir, name);
 let caPem: string;
-
-/** `openssl verify` output (it exits non-zero on failure; the reason is on stdout/stderr). */
-function verify(args: string[]): string {
-  try {
-    return openssl(['verify', ...args]);
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string };
-    return `${x.stdout ?? ''}${x.stderr ?? ''}`;
-  }
-}
 
 before(async () => {
   expectOk(sws(['inner', 'init', '--data', IN]));

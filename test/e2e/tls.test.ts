@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { basic, metricValue, PASSWORDS, startChain, startOrigin, sws, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
-import { openssl, opensslCa, opensslLeaf, type Pem } from '../helpers/pki.ts';
+import { openssl, opensslCa, opensslLeaf, opensslVerify, type Pem } from '../helpers/pki.ts';
 
 let chain: Chain;
 let plain: Origin;
@@ -73,16 +73,6 @@ function viaHttpsProxy(url: string, trust: string | undefined, user = 'alice'): 
 }
 
 const HOSTS = ['tls.example', 'wrongca.example', 'noca.example', 'badname.example', 'mtls.example', 'mtls-nocert.example', 'swsca.example', 'expired.example', 'future.example'] as const;
-
-/** `openssl verify` output (it exits non-zero on failure; the reason is in its output). */
-function opensslVerify(args: string[]): string {
-  try {
-    return openssl(['verify', ...args]);
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string };
-    return `${x.stdout ?? ''}${x.stderr ?? ''}`;
-  }
-}
 
 before(async () => {
   plain = await startOrigin((_req, res) => res.writeHead(200).end('plain'));

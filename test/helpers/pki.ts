@@ -18,6 +18,16 @@ export function openssl(args: readonly string[], input?: string): string {
   return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...(input !== undefined ? { input } : {}) });
 }
 
+/** `openssl verify ARGS` output, also when it fails (it exits non-zero; the reason is in its output). */
+export function opensslVerify(args: readonly string[]): string {
+  try {
+    return openssl(['verify', ...args]);
+  } catch (e) {
+    const x = e as { stdout?: string; stderr?: string };
+    return `${x.stdout ?? ''}${x.stderr ?? ''}`;
+  }
+}
+
 function newKey(path: string): void {
   openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', path]);
 }
