@@ -2,6 +2,7 @@
  * Profiles the sws chain under load (issue 7: "profile before changing anything").
  *
  *   npx tsx bench/profile.ts [--seconds 15] [--connections 64] [--bulk 5] [--rekey destination] [--out DIR] [--top 25]
+ *                            [--no-prof] [--node-args "--max-semi-space-size=4"]
  *
  * Builds the chain through the CLI (e2e helpers), then restarts both sidecars as
  * `node --cpu-prof bin/sws.js … start` on the same data dirs, and profiles two phases on fresh
@@ -10,6 +11,8 @@
  * /proc/PID/task (main thread vs libuv pool vs V8 helper threads) and the main thread's
  * self time by source and by function, restricted to the load window. For comparison, the
  * same CPU accounting for one hop of the Node forwarder. The .cpuprofile files stay in DIR.
+ * `--no-prof` keeps only the CPU accounting (the sampling profiler itself costs CPU);
+ * `--node-args` passes V8/Node flags to both sidecars (to try a flag before adopting it).
  */
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +31,8 @@ const CONNS = Number(opt('connections', '64'));
 const BULK_N = Number(opt('bulk', '5'));
 const REKEY = opt('rekey', 'destination');
 const TOP = Number(opt('top', '25'));
+const PROFILE = !argv.includes('--no-prof');
+const NODE_ARGS = opt('node-args', '').split(' ').filter(Boolean);
 const BULK = 64 * 1048576;
 const HOST = 'intranet.example';
 
@@ -37,6 +42,8 @@ interface ThreadCpu {
   main: number;
   pool: number;
   other: number;
+  /** Of all threads' CPU, the part spent in the kernel. */
+  sys: number;
   /** read and write system calls so far (/proc/PID/io). */
   syscr: number;
   syscw: number;
@@ -49,7 +56,7 @@ interface ThreadCpu {
  */
 function threadCpu(pid: number): ThreadCpu {
   const hz = 100;
-  const out: ThreadCpu = { main: 0, pool: 0, other: 0, syscr: 0, syscw: 0 };
+  const out: ThreadCpu = { main: 0, pool: 0, other: 0, sys: 0, syscr: 0, syscw: 0 };
   try {
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
     out.syscr = Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0);
@@ -63,6 +70,7 @@ function threadCpu(pid: number): ThreadCpu {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const s = (Number(f[11]) + Number(f[12])) / hz;
       const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out.sys += Number(f[12]) / hz;
       if (Number(tid) === pid) out.main += s;
       else if (comm.startsWith('libuv-worker')) out.pool += s;
       else out.other += s;
@@ -73,12 +81,12 @@ function threadCpu(pid: number): ThreadCpu {
   return out;
 }
 
-const diff = (a: ThreadCpu, b: ThreadCpu): ThreadCpu => ({ main: b.main - a.main, pool: b.pool - a.pool, other: b.other - a.other, syscr: b.syscr - a.syscr, syscw: b.syscw - a.syscw });
+const diff = (a: ThreadCpu, b: ThreadCpu): ThreadCpu => ({ main: b.main - a.main, pool: b.pool - a.pool, other: b.other - a.other, sys: b.sys - a.sys, syscr: b.syscr - a.syscr, syscw: b.syscw - a.syscw });
 
 /** `node [nodeArgs] bin/sws.js ARGS --listen … --admin-listen …`, resolved on its "listening" log line. */
 async function startProfiled(role: 'inner' | 'outer', args: string[], listen: string, profDir: string): Promise<{ proc: Started; listen: string }> {
   mkdirSync(profDir, { recursive: true });
-  const proc = startProcess(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, SWS, role, 'start', ...args, '--listen', listen, '--admin-listen', '127.0.0.1:0']);
+  const proc = startProcess(process.execPath, [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...NODE_ARGS, SWS, role, 'start', ...args, '--listen', listen, '--admin-listen', '127.0.0.1:0']);
   const addr = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const onData = (d: Buffer) => {
@@ -112,16 +120,16 @@ function profileOf(dir: string, pid: number): string | undefined {
 
 function report(title: string, role: string, file: string | undefined, cpu: ThreadCpu, window: { fromUs: number; toUs: number }, units: number, unit: string): void {
   const per = (s: number) => `${((s * 1e6) / units).toFixed(0)} µs/${unit}`;
-  console.log(`\n=== ${title} — ${role}: CPU ${per(cpu.main + cpu.pool + cpu.other)} (main thread ${per(cpu.main)}, other threads ${per(cpu.pool + cpu.other)}); ${(cpu.syscw / units).toFixed(1)} write and ${(cpu.syscr / units).toFixed(1)} read system calls/${unit}`);
+  console.log(`\n=== ${title} — ${role}: CPU ${per(cpu.main + cpu.pool + cpu.other)} (main thread ${per(cpu.main)}, other threads ${per(cpu.pool + cpu.other)}; in the kernel ${per(cpu.sys)}); ${(cpu.syscw / units).toFixed(1)} write and ${(cpu.syscr / units).toFixed(1)} read system calls/${unit}`);
   if (!file) {
-    console.log('(no profile written)');
+    if (PROFILE) console.log('(no profile written)');
     return;
   }
   const s = summarize(file, window);
   const incl = (re: RegExp) => s.inclusive((f) => re.test(f.url) || re.test(f.functionName));
   console.log(`main thread busy ${s.busyMs.toFixed(0)} ms of ${s.totalMs.toFixed(0)} ms in the load window`);
   const cats: [string, RegExp][] = [
-    ['pino (logging)', /node_modules\/(pino|sonic-boom|fast-redact|quick-format-unescaped)/],
+    ['logging (pino, access lines)', /node_modules\/(pino|sonic-boom|fast-redact|@pinojs|quick-format-unescaped)|sidecar-shared\/accesslog/],
     ['prom-client (metrics)', /node_modules\/prom-client/],
     ['undici', /node_modules\/undici/],
     ['core/ (protocol)', /\/core\//],
@@ -221,7 +229,7 @@ async function main(): Promise<void> {
   for (const [i, hop] of ['hop1', 'hop2'].entries()) {
     const sm = diff(f0[i]!, f1[i]!);
     const bk = diff(g0[i]!, g1[i]!);
-    console.log(`${hop}: ${((tot(sm) * 1e6) / w.requests).toFixed(0)} µs CPU/request (main ${((sm.main * 1e6) / w.requests).toFixed(0)}), ${(sm.syscw / w.requests).toFixed(1)} writes + ${(sm.syscr / w.requests).toFixed(1)} reads/request; ${((tot(bk) * 1e6) / (2 * BULK_N * 64)).toFixed(0)} µs CPU/MiB, ${(bk.syscw / (2 * BULK_N * 64)).toFixed(1)} writes/MiB`);
+    console.log(`${hop}: ${((tot(sm) * 1e6) / w.requests).toFixed(0)} µs CPU/request (main ${((sm.main * 1e6) / w.requests).toFixed(0)}, kernel ${((sm.sys * 1e6) / w.requests).toFixed(0)}), ${(sm.syscw / w.requests).toFixed(1)} writes + ${(sm.syscr / w.requests).toFixed(1)} reads/request; ${((tot(bk) * 1e6) / (2 * BULK_N * 64)).toFixed(0)} µs CPU/MiB, ${(bk.syscw / (2 * BULK_N * 64)).toFixed(1)} writes/MiB`);
   }
 }
 

@@ -221,6 +221,31 @@ export async function pssVerify(key: PublicKeyHandle, signature: Uint8Array, dat
   }
 }
 
+/**
+ * The four RSA operations of an exchange as a small replaceable interface, beside AeadBackend
+ * and KdfBackend (patent 0034: crypto modules replaceable on the two servers alone). The
+ * default is the WebCrypto functions above, so the core runs unchanged in a browser; the Node
+ * sidecars inject node:crypto (sidecar-shared/node-rsa.ts), which skips WebCrypto's per-call
+ * algorithm normalisation and, for OAEP, the thread-pool round trip. A backend takes the
+ * handles imported once at start-up or exchange time and keeps whatever native form of their
+ * keys it needs (the node one converts each CryptoKey to a KeyObject once): no operation
+ * imports or parses a key. The octets are the same whatever the backend (PSS signatures are
+ * randomised, but verify across backends).
+ */
+export interface RsaBackend {
+  readonly name: string;
+  /** RSA-OAEP with SHA-256 and MGF1-SHA-256 (RFC 8017 §7.1.1), `label` as the OAEP label L. */
+  oaepWrap(to: PublicKeyHandle, secret: Uint8Array, label: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** RFC 8017 §7.1.2; any failure (wrong key, wrong label, tampering) is an UnwrapError. */
+  oaepUnwrap(key: PrivateKeyHandle, wrapped: Uint8Array, label: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** RSASSA-PSS with SHA-256, MGF1-SHA-256 and a SUITE_V1.pssSaltLength-octet salt (RFC 8017 §8.1.1). */
+  pssSign(key: PrivateKeyHandle, data: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** RFC 8017 §8.1.2 with the suite's salt length; false (never a throw) for any bad signature. */
+  pssVerify(key: PublicKeyHandle, signature: Uint8Array, data: Uint8Array): boolean | Promise<boolean>;
+}
+
+export const webCryptoRsa: RsaBackend = { name: 'webcrypto-rsa-oaep-pss', oaepWrap, oaepUnwrap, pssSign, pssVerify };
+
 /** Domain-separated signature input: "sws/1 <context>" ‖ 0x00 ‖ parts (as TLS 1.3 §4.4.3 does). */
 export function signatureInput(context: string, ...parts: Uint8Array[]): Uint8Array {
   return concatBytes(utf8(`sws/${SUITE_V1.version} ${context}`), new Uint8Array([0]), ...parts);

@@ -15,17 +15,7 @@
  */
 import type { ByteReader } from './bytereader.ts';
 import { concatBytes, readU16, readU32, readU64, textDecoder, timingSafeEqual, toHex, utf8, writeU16, writeU32, writeU64 } from './bytes.ts';
-import {
-  oaepUnwrap,
-  oaepWrap,
-  pssSign,
-  pssVerify,
-  randomBytes,
-  signatureInput,
-  SUITE_V1,
-  type PrivateKeyHandle,
-  type PublicKeyHandle,
-} from './crypto.ts';
+import { randomBytes, signatureInput, SUITE_V1, webCryptoRsa, type PrivateKeyHandle, type PublicKeyHandle, type RsaBackend } from './crypto.ts';
 import { MalformedError, ReplayError, SignatureError, StaleError, UnknownKeyError, UnknownUserError } from './errors.ts';
 import { webCryptoAead, type AeadBackend } from './aead.ts';
 import { webCryptoKdf, type KdfBackend } from './kdf.ts';
@@ -117,6 +107,8 @@ export interface PendingExchange {
   readonly aead: AeadBackend;
   /** The hash/HKDF implementation (default WebCrypto). */
   readonly kdf?: KdfBackend;
+  /** The RSA implementation that verifies the confirmation (default WebCrypto). */
+  readonly rsa?: RsaBackend;
   /** Internal: the cfm direction, derived with c2s/s2c so finishExchange need not wait for it. */
   readonly cfm?: DirectionState;
 }
@@ -133,6 +125,8 @@ export interface StartExchangeOptions {
   readonly aead?: AeadBackend;
   /** The SHA-256/HKDF implementation for transcript hashes and the key schedule (default WebCrypto). */
   readonly kdf?: KdfBackend;
+  /** The RSA-OAEP/RSA-PSS implementation for wrapping, signing and verifying (default WebCrypto). */
+  readonly rsa?: RsaBackend;
 }
 
 /** S103: make a fresh session secret, wrap it to the inner, sign the transcript as the user. */
@@ -148,12 +142,13 @@ export async function startExchange(opts: StartExchangeOptions): Promise<Pending
   const innerKeyId = opts.inner.keyId;
   const aead = opts.aead ?? webCryptoAead;
   const kdf = opts.kdf ?? webCryptoKdf;
+  const rsa = opts.rsa ?? webCryptoRsa;
   const label = signatureInput('wrap', header.bytes, innerKeyId);
   // The PRK needs only the session ID and S: extract it while RSA-OAEP runs.
   let wrapped: Uint8Array;
   let prk: Uint8Array;
   try {
-    [wrapped, prk] = await Promise.all([oaepWrap(opts.inner, secret, label), kdf.hkdfExtract(sessionId, secret)]);
+    [wrapped, prk] = await Promise.all([rsa.oaepWrap(opts.inner, secret, label), kdf.hkdfExtract(sessionId, secret)]);
   } finally {
     secret.fill(0);
   }
@@ -167,7 +162,7 @@ export async function startExchange(opts: StartExchangeOptions): Promise<Pending
   const nameField = concatBytes(new Uint8Array([nameBytes.length]), nameBytes);
   // The xch keys need only PRK and TH0: derive them while the user's RSA-PSS signature is made.
   const [signature, xch] = await Promise.all([
-    pssSign(opts.user.key, signatureInput('exchange', th0, clientKeyId, nameField, innerKeyId, limitsBytes)),
+    rsa.pssSign(opts.user.key, signatureInput('exchange', th0, clientKeyId, nameField, innerKeyId, limitsBytes)),
     deriveDirection(prk, 'xch', th0, aead, kdf),
   ]);
   const sigLen = new Uint8Array(2);
@@ -182,7 +177,7 @@ export async function startExchange(opts: StartExchangeOptions): Promise<Pending
     deriveDirection(prk, 's2c', th1, aead, kdf),
     deriveDirection(prk, 'cfm', th1, aead, kdf),
   ]);
-  return { sessionId: header.sessionId, message, keys: { sessionId: header.sessionId, c2s, s2c }, timestamp: opts.now, inner: opts.inner, prk, th1, aead, kdf, cfm };
+  return { sessionId: header.sessionId, message, keys: { sessionId: header.sessionId, c2s, s2c }, timestamp: opts.now, inner: opts.inner, prk, th1, aead, kdf, rsa, cfm };
 }
 
 export interface ExchangeConfirmation {
@@ -213,7 +208,7 @@ export async function finishExchange(pending: PendingExchange, header: EnvelopeH
   if (body.length !== 34 + sigLen) throw new MalformedError('confirmation length mismatch');
   if (!Number.isFinite(incarnation) || !Number.isFinite(granted.expiresAt) || !Number.isFinite(granted.maxBytes)) throw new MalformedError('confirmation field out of range');
   const signed = signatureInput('confirm', pending.th1, header.bytes, body.subarray(0, 32));
-  if (!(await pssVerify(pending.inner, body.subarray(34), signed))) throw new SignatureError('the inner server did not sign this confirmation');
+  if (!(await (pending.rsa ?? webCryptoRsa).pssVerify(pending.inner, body.subarray(34), signed))) throw new SignatureError('the inner server did not sign this confirmation');
   return { incarnation, granted, innerTime: header.timestamp };
 }
 
@@ -270,6 +265,8 @@ export interface AcceptExchangeContext {
   readonly aead?: AeadBackend;
   /** The SHA-256/HKDF implementation for transcript hashes and the key schedule (default WebCrypto). */
   readonly kdf?: KdfBackend;
+  /** The RSA-OAEP/RSA-PSS implementation for unwrapping, verifying and signing (default WebCrypto). */
+  readonly rsa?: RsaBackend;
 }
 
 export interface AcceptedExchange {
@@ -309,10 +306,11 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   const wrapped = await reader.readExact(wrappedLen);
   const aead = ctx.aead ?? webCryptoAead;
   const kdf = ctx.kdf ?? webCryptoKdf;
+  const rsa = ctx.rsa ?? webCryptoRsa;
   // TH0 hashes public octets only: compute it while RSA-OAEP decrypts.
   const [th0, secret] = await Promise.all([
     kdf.sha256(concatBytes(header.bytes, ...reader.recorded())),
-    oaepUnwrap(innerKey, wrapped, signatureInput('wrap', header.bytes, innerKeyId)),
+    rsa.oaepUnwrap(innerKey, wrapped, signatureInput('wrap', header.bytes, innerKeyId)),
   ]);
   let prk: Uint8Array;
   try {
@@ -371,7 +369,7 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   let replayHash: Uint8Array;
   let dirs: Awaited<typeof sessionDirections>;
   try {
-    [verified, replayHash, dirs] = await Promise.all([pssVerify(clientKey, signature, signed), kdf.sha256(wrapped), sessionDirections]);
+    [verified, replayHash, dirs] = await Promise.all([rsa.pssVerify(clientKey, signature, signed), kdf.sha256(wrapped), sessionDirections]);
   } finally {
     prk.fill(0);
   }
@@ -388,7 +386,7 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   const fields = new Uint8Array(32);
   writeU64(fields, 0, ctx.incarnation);
   fields.set(encodeGrantedLimits(granted), 8);
-  const confirmSig = await pssSign(innerKey, signatureInput('confirm', th1, confirmHeader.bytes, fields));
+  const confirmSig = await rsa.pssSign(innerKey, signatureInput('confirm', th1, confirmHeader.bytes, fields));
   const sigLenOut = new Uint8Array(2);
   writeU16(sigLenOut, 0, confirmSig.length);
   const records = await new RecordSealer(cfm, confirmHeader).seal(concatBytes(fields, sigLenOut, confirmSig), true);

@@ -8,6 +8,7 @@
  */
 import type { AeadBackend } from './aead.ts';
 import type { KdfBackend } from './kdf.ts';
+import type { RsaBackend } from './crypto.ts';
 import type { RequestHead, ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
 import { toHex } from './bytes.ts';
@@ -23,10 +24,12 @@ import {
   type RequestedLimits,
   type SessionKeys,
 } from './exchange.ts';
-import { openRequest, sealResponse, type BodySource } from './messages.ts';
+import { encodeResponseHead } from './bhttp.ts';
+import { openRequest, openRequestAtHand, sealResponse, sealSingleRecord, singleRecordPlaintext, type BodySource, type OpenOptions } from './messages.ts';
 import { AEAD_CEILINGS } from './limits.ts';
 import { RECORD_DEFAULTS } from './records.ts';
 import { DEFAULT_REPLAY_WINDOW, ReplayWindow } from './replaywindow.ts';
+import { packSessionKeys } from './keyschedule.ts';
 import { refusalFor, type Refusal } from './signals.ts';
 import { encodeEnvelopeHeader, ENVELOPE_HEADER_LENGTH, MessageTypes, parseEnvelopeHeader, type EnvelopeHeader } from './wire.ts';
 
@@ -60,7 +63,26 @@ export const DEFAULT_INNER_POLICY: InnerPolicy = {
   recordSize: RECORD_DEFAULTS.plaintextSize,
 };
 
+/**
+ * One established session. Idle sessions are what an inner holds most of (issue 7: ≤ 2 KiB
+ * each), so it keeps nothing per session that sessions could share or that the exchange
+ * merely passed through.
+ */
 export class InnerSession {
+  /** Most distinct key IDs whose hex is shared between sessions; beyond it the oldest is forgotten. */
+  static readonly #MAX_SHARED_KEY_IDS = 4096;
+  static readonly #keyIds = new Map<string, string>();
+
+  /** The one string kept for this key ID: every session of a key shares it instead of a 64-character copy of its own. */
+  static #sharedKeyId(idHex: string): string {
+    const ids = InnerSession.#keyIds;
+    const known = ids.get(idHex);
+    if (known !== undefined) return known;
+    if (ids.size >= InnerSession.#MAX_SHARED_KEY_IDS) ids.delete(ids.keys().next().value!);
+    ids.set(idHex, idHex);
+    return idHex;
+  }
+
   readonly sessionIdHex: string;
   readonly user: string;
   readonly clientKeyIdHex: string;
@@ -74,12 +96,15 @@ export class InnerSession {
   requests = 0;
 
   constructor(init: { user: string; clientKeyIdHex: string; innerKeyIdHex: string; keys: SessionKeys; clockOffset: number; granted: GrantedLimits; now: number; windowSize: number }) {
-    this.sessionIdHex = toHex(init.keys.sessionId);
+    // Session ID, IVs and replay bitmap in one allocation. The ID is copied out of the chunk
+    // that carried the exchange (up to a whole socket read), which a view would keep alive.
+    const packed = packSessionKeys(init.keys, init.windowSize / 8);
+    this.keys = packed.keys;
+    this.sessionIdHex = toHex(packed.keys.sessionId);
     this.user = init.user;
-    this.clientKeyIdHex = init.clientKeyIdHex;
-    this.innerKeyIdHex = init.innerKeyIdHex;
-    this.keys = init.keys;
-    this.window = new ReplayWindow(init.windowSize);
+    this.clientKeyIdHex = InnerSession.#sharedKeyId(init.clientKeyIdHex);
+    this.innerKeyIdHex = InnerSession.#sharedKeyId(init.innerKeyIdHex);
+    this.window = new ReplayWindow(init.windowSize, new Uint32Array(packed.tail.buffer, packed.tail.byteOffset, init.windowSize / 32));
     this.clockOffset = init.clockOffset;
     this.granted = init.granted;
     this.establishedAt = init.now;
@@ -160,8 +185,12 @@ export interface InnerRequest {
   readonly head: RequestHead;
   /** Throws on truncation or tampering: the sidecar must then abort the upstream request. */
   readonly body: AsyncIterable<Uint8Array>;
+  /** The whole content, already authenticated, when the envelope was opened at hand; else null (stream `body`). */
+  readonly bodyAtHand: Uint8Array | null;
   /** Seals the response for this request (the RESPONSE message only). */
   respond(head: ResponseHead, body: BodySource): AsyncGenerator<Uint8Array>;
+  /** The RESPONSE message in one buffer when its body is at hand and fits one record, else null (use respond). */
+  respondAtHand(head: ResponseHead, body: Uint8Array | null): Promise<Uint8Array | null>;
 }
 
 export type InnerRefused = { readonly kind: 'refused'; readonly refusal: Refusal; readonly error: unknown };
@@ -187,6 +216,8 @@ export interface InnerEndpointOptions {
   readonly aead?: AeadBackend;
   /** The SHA-256/HKDF implementation for exchanges (default WebCrypto; the Node sidecar injects node:crypto). */
   readonly kdf?: KdfBackend;
+  /** The RSA-OAEP/RSA-PSS implementation for exchanges (default WebCrypto; the Node sidecar injects node:crypto). */
+  readonly rsa?: RsaBackend;
   /** Optional per-user grant override. */
   readonly grant?: (requested: RequestedLimits, user: string, now: number) => GrantedLimits;
 }
@@ -249,6 +280,7 @@ export class InnerEndpoint {
           grant: (req, user) => this.#grant(req, user, now),
           ...(this.#opts.aead ? { aead: this.#opts.aead } : {}),
           ...(this.#opts.kdf ? { kdf: this.#opts.kdf } : {}),
+          ...(this.#opts.rsa ? { rsa: this.#opts.rsa } : {}),
         });
         if (this.sessions.has(toHex(accepted.keys.sessionId))) throw new MalformedError('session ID already in use');
         session = new InnerSession({ ...accepted, now, windowSize: this.policy.replayWindow });
@@ -284,49 +316,97 @@ export class InnerEndpoint {
     return h;
   }
 
-  async #request(reader: ByteReader, headerOf: () => EnvelopeHeader): Promise<InnerRequest | InnerRefused> {
-    let session: InnerSession | undefined;
-    try {
-      const header = headerOf();
-      const now = this.#now();
-      const idHex = toHex(header.sessionId);
-      session = this.sessions.get(idHex);
-      if (!session) throw new UnknownSessionError();
-      const exhausted = session.exhaustedReason(now);
-      if (exhausted) {
-        this.sessions.delete(idHex);
-        throw new SessionLimitError(exhausted);
-      }
-      const seq = header.sequence;
-      const window = session.window;
-      const pre = window.check(seq);
-      if (pre !== 'ok') throw new ReplayError(pre === 'replay' ? 'this request was seen before' : 'this request is older than the replay window');
-      const sentAt = header.timestamp + session.clockOffset;
-      if (sentAt < now - this.policy.maxRequestAgeMs) throw new StaleError('the request is too old');
-      if (sentAt > now + this.policy.maxSkewMs) throw new StaleError('the request is dated in the future');
-      const s = session;
-      const opened = await openRequest(s.keys.c2s, header, reader, {
+  /** Session, limits, replay window and age of a REQUEST header: what must hold before any record is opened. */
+  #admit(header: EnvelopeHeader, now: number): { session: InnerSession; seq: number; open: OpenOptions } {
+    const idHex = toHex(header.sessionId);
+    const session = this.sessions.get(idHex);
+    if (!session) throw new UnknownSessionError();
+    const exhausted = session.exhaustedReason(now);
+    if (exhausted) {
+      this.sessions.delete(idHex);
+      throw new SessionLimitError(exhausted);
+    }
+    const seq = header.sequence;
+    const window = session.window;
+    const pre = window.check(seq);
+    if (pre !== 'ok') throw new ReplayError(pre === 'replay' ? 'this request was seen before' : 'this request is older than the replay window');
+    const sentAt = header.timestamp + session.clockOffset;
+    if (sentAt < now - this.policy.maxRequestAgeMs) throw new StaleError('the request is too old');
+    if (sentAt > now + this.policy.maxSkewMs) throw new StaleError('the request is dated in the future');
+    return {
+      session,
+      seq,
+      open: {
         maxRecordPlaintext: this.policy.maxRecordPlaintext,
         // RFC 4303 §3.4.3: the window moves only after the record authenticated.
         onFirstRecord: () => window.mark(seq),
-      });
+      },
+    };
+  }
+
+  #responder(s: InnerSession, seq: number): Pick<InnerRequest, 'respond' | 'respondAtHand'> {
+    const recordSize = this.policy.recordSize;
+    const header = () => encodeEnvelopeHeader(MessageTypes.response, s.keys.sessionId, seq, this.#now());
+    return {
+      respond: (head, respBody) => sealResponse(s.keys.s2c, header(), head, respBody, { recordSize }),
+      respondAtHand: async (head, respBody) => {
+        const pt = singleRecordPlaintext(encodeResponseHead(head), respBody, recordSize);
+        return pt ? sealSingleRecord(s.keys.s2c, header(), pt) : null;
+      },
+    };
+  }
+
+  async #request(reader: ByteReader, headerOf: () => EnvelopeHeader): Promise<InnerRequest | InnerRefused> {
+    try {
+      const header = headerOf();
+      const now = this.#now();
+      const { session: s, seq, open } = this.#admit(header, now);
+      const opened = await openRequest(s.keys.c2s, header, reader, open);
       s.requests += 1;
       s.lastUsedAt = now;
-      const recordSize = this.policy.recordSize;
-      const body = checkedEnd(opened.body, reader);
-      return {
-        kind: 'request',
-        session: s,
-        sequence: seq,
-        head: opened.head,
-        body,
-        respond: (head, respBody) => sealResponse(s.keys.s2c, encodeEnvelopeHeader(MessageTypes.response, s.keys.sessionId, seq, this.#now()), head, respBody, { recordSize }),
-      };
+      return { kind: 'request', session: s, sequence: seq, head: opened.head, body: checkedEnd(opened.body, reader), bodyAtHand: null, ...this.#responder(s, seq) };
     } catch (error) {
       await reader.cancel();
       return { kind: 'refused', refusal: refusalFor(error, 'request'), error };
     }
   }
+
+  /**
+   * The fast path for an envelope read whole (a small POST body): a lone REQUEST is opened in
+   * memory, with exactly the checks of the streaming path. An envelope that starts with an
+   * EXCHANGE takes the streaming path (its cost is the RSA work, not the plumbing).
+   */
+  async openAtHand(envelope: Uint8Array): Promise<InnerEnvelope | InnerRefused> {
+    if (envelope.length < ENVELOPE_HEADER_LENGTH || envelope[4] !== MessageTypes.request) return this.open([envelope]);
+    let header: EnvelopeHeader;
+    try {
+      header = parseEnvelopeHeader(envelope.subarray(0, ENVELOPE_HEADER_LENGTH));
+    } catch (error) {
+      return { kind: 'refused', refusal: refusalFor(error, 'request'), error };
+    }
+    const request = async (): Promise<InnerRequest | InnerRefused> => {
+      try {
+        const now = this.#now();
+        const { session: s, seq, open } = this.#admit(header, now);
+        const opened = await openRequestAtHand(s.keys.c2s, header, envelope.subarray(ENVELOPE_HEADER_LENGTH), open);
+        s.requests += 1;
+        s.lastUsedAt = now;
+        return { kind: 'request', session: s, sequence: seq, head: opened.head, body: iterateOnce(opened.body), bodyAtHand: opened.body, ...this.#responder(s, seq) };
+      } catch (error) {
+        return { kind: 'refused', refusal: refusalFor(error, 'request'), error };
+      }
+    };
+    return { kind: 'envelope', confirm: null, session: null, readRequest: request };
+  }
+}
+
+/** A body at hand as a stream, for callers that stream (the generator is made only if iterated). */
+function iterateOnce(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (bytes.length > 0) yield bytes;
+    },
+  };
 }
 
 /** The request is the last message of its envelope: trailing octets are an error, not ignored. */

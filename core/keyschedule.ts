@@ -16,6 +16,7 @@ import { webCryptoAead, type AeadBackend } from './aead.ts';
 import { hkdfLabel, SUITE_V1 } from './crypto.ts';
 import { webCryptoKdf, type KdfBackend } from './kdf.ts';
 import { newDirectionState, type DirectionState } from './records.ts';
+import type { SessionKeys } from './exchange.ts';
 
 export interface RawKeyIv {
   readonly key: Uint8Array;
@@ -44,4 +45,34 @@ export async function directionFrom(raw: RawKeyIv, aead: AeadBackend = webCrypto
   const key = await aead.importKey(raw.key);
   raw.key.fill(0);
   return newDirectionState(key, raw.iv, aead);
+}
+
+/**
+ * A session's ID and the IVs of its two data directions moved into one allocation, followed by
+ * `tailBytes` zeroed octets for the caller (4-aligned). An idle session is what a server holds
+ * most of (issue 7): three views of one buffer cost about two thirds of three small arrays
+ * with a buffer each. Keys and usage counters carry over unchanged; the returned directions
+ * replace the given ones, which must not be used afterwards (their counters would diverge).
+ */
+export function packSessionKeys(keys: SessionKeys, tailBytes = 0): { readonly keys: SessionKeys; readonly tail: Uint8Array } {
+  const ivBytes = SUITE_V1.nonceBytes;
+  const idBytes = keys.sessionId.length;
+  const head = idBytes + 2 * ivBytes;
+  const tailAt = head + ((4 - (head % 4)) % 4);
+  const buffer = new ArrayBuffer(tailAt + tailBytes);
+  const sessionId = new Uint8Array(buffer, 0, idBytes);
+  sessionId.set(keys.sessionId);
+  return {
+    keys: { sessionId, c2s: withIv(keys.c2s, new Uint8Array(buffer, idBytes, ivBytes)), s2c: withIv(keys.s2c, new Uint8Array(buffer, idBytes + ivBytes, ivBytes)) },
+    tail: new Uint8Array(buffer, tailAt, tailBytes),
+  };
+}
+
+function withIv(dir: DirectionState, iv: Uint8Array): DirectionState {
+  iv.set(dir.iv);
+  const moved = newDirectionState(dir.key, iv, dir.aead);
+  moved.records = dir.records;
+  moved.bytes = dir.bytes;
+  moved.failedOpens = dir.failedOpens;
+  return moved;
 }

@@ -22,7 +22,8 @@ import {
 } from './bhttp.ts';
 import type { ByteReader } from './bytereader.ts';
 import { BhttpError, MalformedError, TruncatedError } from './errors.ts';
-import { RECORD_DEFAULTS, RecordOpener, RecordSealer, type DirectionState } from './records.ts';
+import { concatBytes } from './bytes.ts';
+import { openRecordsAtHand, RECORD_DEFAULTS, RecordOpener, RecordSealer, type DirectionState } from './records.ts';
 import type { EnvelopeHeader } from './wire.ts';
 
 /** A body: nothing, bytes known in full, or a stream of chunks of unknown total length. */
@@ -60,18 +61,12 @@ export async function* sealMessage(dir: DirectionState, header: EnvelopeHeader, 
   yield header.bytes;
 
   if (body === null || body instanceof Uint8Array) {
-    const content = body ?? new Uint8Array(0);
-    const prefix = content.length > 0 ? encodeContentChunkPrefix(content.length) : new Uint8Array(0);
-    const total = headBytes.length + prefix.length + content.length + end.length;
-    if (total <= recordSize) {
-      const pt = new Uint8Array(total);
-      pt.set(headBytes, 0);
-      pt.set(prefix, headBytes.length);
-      pt.set(content, headBytes.length + prefix.length);
-      pt.set(end, total - end.length);
+    const pt = singleRecordPlaintext(headBytes, body, recordSize);
+    if (pt) {
       yield* await sealer.sealRecords([pt], true);
       return;
     }
+    const content = body ?? new Uint8Array(0);
     yield* await sealer.seal(headBytes, false);
     const pieces = [...bodyPieces(content, maxPiece)].map(contentPlaintext);
     // Seal the body in batches so a large in-memory body still gets several records in flight.
@@ -83,6 +78,38 @@ export async function* sealMessage(dir: DirectionState, header: EnvelopeHeader, 
   yield* await sealer.seal(headBytes, false);
   yield* pipelinedBody(sealer, body, maxPiece);
   yield* await sealer.sealRecords([end], true);
+}
+
+/**
+ * The one-record plaintext (head ‖ content ‖ end) of a message whose body is at hand, or null
+ * when it does not fit in one record of `recordSize`.
+ */
+export function singleRecordPlaintext(headBytes: Uint8Array, body: Uint8Array | null, recordSize: number = RECORD_DEFAULTS.plaintextSize): Uint8Array | null {
+  const content = body ?? new Uint8Array(0);
+  const prefix = content.length > 0 ? encodeContentChunkPrefix(content.length) : new Uint8Array(0);
+  const end = encodeEnd();
+  const total = headBytes.length + prefix.length + content.length + end.length;
+  if (total > recordSize) return null;
+  const pt = new Uint8Array(total);
+  pt.set(headBytes, 0);
+  pt.set(prefix, headBytes.length);
+  pt.set(content, headBytes.length + prefix.length);
+  pt.set(end, total - end.length);
+  return pt;
+}
+
+/**
+ * A whole message in one buffer: envelope header ‖ one final record sealing `plaintext`
+ * (from singleRecordPlaintext). The same octets sealMessage yields for that message, without
+ * a generator: the small-request fast path of both sidecars.
+ */
+export async function sealSingleRecord(dir: DirectionState, header: EnvelopeHeader, plaintext: Uint8Array): Promise<Uint8Array> {
+  const [prefix, ct] = (await new RecordSealer(dir, header, Math.max(1, plaintext.length)).sealRecords([plaintext], true)) as [Uint8Array, Uint8Array];
+  const out = new Uint8Array(header.bytes.length + prefix.length + ct.length);
+  out.set(header.bytes, 0);
+  out.set(prefix, header.bytes.length);
+  out.set(ct, header.bytes.length + prefix.length);
+  return out;
 }
 
 /** How many body chunks may be sealing at once. */
@@ -166,47 +193,87 @@ export interface OpenOptions {
   readonly onFirstRecord?: () => void;
 }
 
+/** Feeds authenticated record plaintexts to the BHTTP decoder and keeps what came out. */
+class MessageAssembler<H> {
+  readonly #decoder: BhttpDecoder<H & (RequestHead | ResponseHead)>;
+  readonly #onFirstRecord: (() => void) | undefined;
+  readonly pending: Uint8Array[] = [];
+  head: H | undefined;
+  ended = false;
+  #first = true;
+
+  constructor(decoder: BhttpDecoder<H & (RequestHead | ResponseHead)>, onFirstRecord: (() => void) | undefined) {
+    this.#decoder = decoder;
+    this.#onFirstRecord = onFirstRecord;
+  }
+
+  absorb(plaintext: Uint8Array, final: boolean): void {
+    if (this.#first) {
+      this.#first = false;
+      this.#onFirstRecord?.();
+    }
+    const events = this.#decoder.push(plaintext);
+    if (final) events.push(...this.#decoder.finish());
+    for (const ev of events) {
+      if (ev.kind === 'head') this.head = ev.head as H;
+      else if (ev.kind === 'content') this.pending.push(ev.data);
+      else if (ev.kind === 'end') this.ended = true;
+    }
+    if (final && !this.ended) throw new BhttpError('the final record ended inside the HTTP message');
+  }
+}
+
 async function openMessage<H>(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, decoder: BhttpDecoder<H & (RequestHead | ResponseHead)>, opts: OpenOptions): Promise<OpenedMessage<H>> {
   const opener = new RecordOpener(dir, header, reader, opts.maxRecordPlaintext ?? RECORD_DEFAULTS.maxPlaintext);
-  const pending: Uint8Array[] = [];
-  let ended = false;
-  let first = true;
-  let head: H | undefined;
-
-  const absorb = (plaintext: Uint8Array, final: boolean): void => {
-    const events = decoder.push(plaintext);
-    if (final) events.push(...decoder.finish());
-    for (const ev of events) {
-      if (ev.kind === 'head') head = ev.head as H;
-      else if (ev.kind === 'content') pending.push(ev.data);
-      else if (ev.kind === 'end') ended = true;
-    }
-    if (final && !ended) throw new BhttpError('the final record ended inside the HTTP message');
-  };
+  const msg = new MessageAssembler<H>(decoder, opts.onFirstRecord);
 
   const nextRecord = async (): Promise<boolean> => {
     const rec = await opener.next();
     if (!rec) return false;
-    if (first) {
-      first = false;
-      opts.onFirstRecord?.();
-    }
-    absorb(rec.plaintext, rec.final);
+    msg.absorb(rec.plaintext, rec.final);
     return true;
   };
 
-  while (head === undefined) {
+  while (msg.head === undefined) {
     if (!(await nextRecord())) throw new TruncatedError('the message ended before the HTTP head');
   }
+  const pending = msg.pending;
   async function* body(): AsyncGenerator<Uint8Array> {
     for (;;) {
       while (pending.length > 0) yield pending.shift()!;
       if (opener.done) break;
       await nextRecord();
     }
-    if (!ended) throw new MalformedError('message ended without the end of its HTTP content');
+    if (!msg.ended) throw new MalformedError('message ended without the end of its HTTP content');
   }
-  return { head, body: body() };
+  return { head: msg.head, body: body() };
+}
+
+/** A message opened whole: its head and its entire content. */
+export interface MessageAtHand<H> {
+  readonly head: H;
+  readonly body: Uint8Array;
+}
+
+/**
+ * Opens a message that is entirely in memory (`records`: exactly its records, nothing after
+ * the final one). Same checks as openRequest/openResponse; the content is released only
+ * once every record authenticated and the HTTP message ended.
+ */
+async function openMessageAtHand<H>(dir: DirectionState, header: EnvelopeHeader, records: Uint8Array, decoder: BhttpDecoder<H & (RequestHead | ResponseHead)>, opts: OpenOptions): Promise<MessageAtHand<H>> {
+  const msg = new MessageAssembler<H>(decoder, opts.onFirstRecord);
+  await openRecordsAtHand(dir, header, records, opts.maxRecordPlaintext ?? RECORD_DEFAULTS.maxPlaintext, (rec) => msg.absorb(rec.plaintext, rec.final));
+  if (msg.head === undefined) throw new TruncatedError('the message ended before the HTTP head');
+  const parts = msg.pending;
+  return { head: msg.head, body: parts.length === 1 ? parts[0]! : concatBytes(...parts) };
+}
+
+export function openRequestAtHand(dir: DirectionState, header: EnvelopeHeader, records: Uint8Array, opts: OpenOptions = {}): Promise<MessageAtHand<RequestHead>> {
+  return openMessageAtHand<RequestHead>(dir, header, records, createRequestDecoder(opts.bhttpLimits), opts);
+}
+
+export function openResponseAtHand(dir: DirectionState, header: EnvelopeHeader, records: Uint8Array, opts: OpenOptions = {}): Promise<MessageAtHand<ResponseHead>> {
+  return openMessageAtHand<ResponseHead>(dir, header, records, createResponseDecoder(opts.bhttpLimits), opts);
 }
 
 export function openRequest(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, opts: OpenOptions = {}): Promise<OpenedMessage<RequestHead>> {

@@ -13,19 +13,27 @@ import type { KdfBackend } from './kdf.ts';
 import type { RequestHead, ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
 import { timingSafeEqual, toHex } from './bytes.ts';
-import type { PublicKeyHandle } from './crypto.ts';
-import { ExchangeFailedError, MalformedError, ReplayError, SwsError } from './errors.ts';
+import type { PublicKeyHandle, RsaBackend } from './crypto.ts';
+import { ExchangeFailedError, MalformedError, ReplayError, SwsError, TruncatedError } from './errors.ts';
 import { finishExchange, startExchange, type ExchangeConfirmation, type ExchangeUser, type PendingExchange, type RequestedLimits } from './exchange.ts';
 import { KeyRotation, type ExchangeReason, type RekeyDecision, type RekeyPolicy, type SessionUsage } from './keyrotation.ts';
-import { openResponse, sealRequest, type BodySource, type OpenedMessage } from './messages.ts';
-import { encodeEnvelopeHeader, ENVELOPE_HEADER_LENGTH, KeyStates, MessageTypes, parseEnvelopeHeader } from './wire.ts';
+import { packSessionKeys } from './keyschedule.ts';
+import { encodeRequestHead } from './bhttp.ts';
+import { concatBytes } from './bytes.ts';
+import { openResponse, openResponseAtHand, sealRequest, sealSingleRecord, singleRecordPlaintext, type BodySource, type MessageAtHand, type OpenedMessage } from './messages.ts';
+import { encodeEnvelopeHeader, ENVELOPE_HEADER_LENGTH, KeyStates, MessageTypes, parseEnvelopeHeader, type EnvelopeHeader } from './wire.ts';
 
 /** Margin before an inner-granted limit at which the outer re-keys on its own. */
 const IDLE_MARGIN_MS = 5_000;
 
+/**
+ * One session key at the outer. A channel keeps its session while idle (issue 7: ≤ 2 KiB
+ * each), so once the exchange settled the session keeps only what requests use.
+ */
 export class OuterSession {
-  readonly pending: PendingExchange;
-  readonly sessionIdHex: string;
+  static readonly #SETTLED = new Uint8Array(0);
+  static readonly #settledNoop = (): void => undefined;
+  #pending: PendingExchange;
   readonly establishedAt: number;
   readonly reason: ExchangeReason;
   /** Resolves when the inner's signed confirmation verified (S104), rejects if the exchange failed. */
@@ -40,13 +48,13 @@ export class OuterSession {
   readonly outstanding = new Map<number, number>();
   #nextSeq = 1;
   #exchangeMessage: Uint8Array | null;
-  #resolve!: (c: ExchangeConfirmation) => void;
-  #reject!: (e: unknown) => void;
+  #resolve: (c: ExchangeConfirmation) => void = OuterSession.#settledNoop;
+  #reject: (e: unknown) => void = OuterSession.#settledNoop;
   #settled = false;
 
   constructor(pending: PendingExchange, now: number, reason: ExchangeReason) {
-    this.pending = pending;
-    this.sessionIdHex = toHex(pending.sessionId);
+    const { keys } = packSessionKeys(pending.keys);
+    this.#pending = { ...pending, sessionId: keys.sessionId, keys };
     this.establishedAt = now;
     this.lastUsedAt = now;
     this.reason = reason;
@@ -57,6 +65,29 @@ export class OuterSession {
     });
     // Waiters attach their own handlers; an unobserved failure must not crash the process.
     this.ready.catch(() => undefined);
+  }
+
+  /**
+   * The exchange this session came from. Once it settled: only the session ID, the data keys
+   * and the public parts; the PRK is wiped, the EXCHANGE octets, TH1 and cfm keys are dropped.
+   */
+  get pending(): PendingExchange {
+    return this.#pending;
+  }
+
+  /** Made when asked (logs), not kept per session. */
+  get sessionIdHex(): string {
+    return toHex(this.#pending.sessionId);
+  }
+
+  #settle(): void {
+    this.#settled = true;
+    this.#exchangeMessage = null;
+    this.#resolve = this.#reject = OuterSession.#settledNoop;
+    const { sessionId, keys, timestamp, inner, aead, prk } = this.#pending;
+    prk.fill(0);
+    const none = OuterSession.#SETTLED;
+    this.#pending = { sessionId, keys, timestamp, inner, aead, message: none, prk: none, th1: none };
   }
 
   /** The EXCHANGE octets, handed once to the request that carries them. */
@@ -74,16 +105,18 @@ export class OuterSession {
 
   confirm(c: ExchangeConfirmation, now: number): void {
     if (this.#settled) return;
-    this.#settled = true;
+    const resolve = this.#resolve;
+    this.#settle();
     this.confirmation = c;
     this.clockOffset = c.innerTime - now;
-    this.#resolve(c);
+    resolve(c);
   }
 
   fail(err: unknown): void {
     if (this.#settled) return;
-    this.#settled = true;
-    this.#reject(err);
+    const reject = this.#reject;
+    this.#settle();
+    reject(err);
   }
 
   get confirmed(): boolean {
@@ -91,7 +124,7 @@ export class OuterSession {
   }
 
   usage(): SessionUsage {
-    const { c2s, s2c } = this.pending.keys;
+    const { c2s, s2c } = this.#pending.keys;
     const g = this.confirmation?.granted;
     return {
       establishedAt: this.establishedAt,
@@ -123,6 +156,8 @@ export interface OuterChannelOptions {
   readonly aead?: AeadBackend;
   /** The SHA-256/HKDF implementation for exchanges (default WebCrypto; the Node sidecar injects node:crypto). */
   readonly kdf?: KdfBackend;
+  /** The RSA-OAEP/RSA-PSS implementation for exchanges and their confirmations (default WebCrypto; the Node sidecar injects node:crypto). */
+  readonly rsa?: RsaBackend;
 }
 
 /** Methods whose repetition has no further effect (RFC 9110 §9.2.2). */
@@ -130,6 +165,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 export function isIdempotent(method: string): boolean {
   return IDEMPOTENT.has(method);
+}
+
+function usageOfSession(s: OuterSession): SessionUsage {
+  return s.usage();
 }
 
 /** One (user, inner) pair: the current session and the S101–S105 policy. */
@@ -143,17 +182,17 @@ export class OuterChannel {
   constructor(opts: OuterChannelOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.rotation = new KeyRotation<OuterSession>({
-      policy: opts.policy,
-      now: this.#now,
-      usageOf: (s) => s.usage(),
-      exchange: async (reason) => {
-        this.onExchange?.(reason);
-        const now = this.#now();
-        const pending = await startExchange({ user: opts.user, inner: opts.inner, now, ...(opts.requested ? { requested: opts.requested } : {}), ...(opts.aead ? { aead: opts.aead } : {}), ...(opts.kdf ? { kdf: opts.kdf } : {}) });
-        return new OuterSession(pending, now, reason);
-      },
-    });
+    // A shared function and a bound method rather than two closures per channel: idle channels
+    // are what an outer holds most of (issue 7, ≤ 2 KiB each).
+    this.rotation = new KeyRotation<OuterSession>({ policy: opts.policy, now: this.#now, usageOf: usageOfSession, exchange: this.#exchange.bind(this) });
+  }
+
+  async #exchange(reason: ExchangeReason): Promise<OuterSession> {
+    const opts = this.#opts;
+    this.onExchange?.(reason);
+    const now = this.#now();
+    const pending = await startExchange({ user: opts.user, inner: opts.inner, now, ...(opts.requested ? { requested: opts.requested } : {}), ...(opts.aead ? { aead: opts.aead } : {}), ...(opts.kdf ? { kdf: opts.kdf } : {}), ...(opts.rsa ? { rsa: opts.rsa } : {}) });
+    return new OuterSession(pending, now, reason);
   }
 
   get user(): string {
@@ -239,6 +278,19 @@ export class OuterCall {
     yield* sealRequest(this.session.pending.keys.c2s, header, head, body, this.#opts.recordSize !== undefined ? { recordSize: this.#opts.recordSize } : {});
   }
 
+  /**
+   * The whole envelope body in one buffer ([EXCHANGE] ‖ REQUEST) when the body is at hand and
+   * the request fits one record; null otherwise (then stream seal()). Same octets as seal().
+   */
+  async sealAtHand(head: RequestHead, body: Uint8Array | null): Promise<Uint8Array | null> {
+    const pt = singleRecordPlaintext(encodeRequestHead(head), body, this.#opts.recordSize);
+    if (!pt) return null;
+    this.#sequence = this.session.nextSequence(this.sentAt);
+    const header = encodeEnvelopeHeader(MessageTypes.request, this.session.pending.sessionId, this.#sequence, this.sentAt);
+    const request = await sealSingleRecord(this.session.pending.keys.c2s, header, pt);
+    return this.exchange ? concatBytes(this.exchange, request) : request;
+  }
+
   /** An exchange-only envelope (used before a retry that must prove safety). */
   sealExchangeOnly(): Uint8Array {
     if (!this.exchange) throw new Error('this call did not start an exchange');
@@ -255,12 +307,7 @@ export class OuterCall {
       await this.#readConfirm(keyState, reader);
       const hb = await reader.readExactOrEnd(ENVELOPE_HEADER_LENGTH);
       if (hb === null) throw new MalformedError('the inner sent no response');
-      const header = parseEnvelopeHeader(hb);
-      if (header.type !== MessageTypes.response) throw new MalformedError('expected a response message');
-      if (!timingSafeEqual(header.sessionId, this.session.pending.sessionId)) throw new MalformedError('response is for another session');
-      if (header.sequence !== this.#sequence) throw new MalformedError('response is for another request');
-      // Exact table, not a window: each response is accepted once.
-      if (!this.session.outstanding.delete(header.sequence)) throw new ReplayError('response already received');
+      const header = this.#checkResponseHeader(hb);
       const opened = await openResponse(this.session.pending.keys.s2c, header, reader, this.#opts.maxRecordPlaintext !== undefined ? { maxRecordPlaintext: this.#opts.maxRecordPlaintext } : {});
       return { head: opened.head, body: checkedEnd(opened.body, reader) };
     } catch (err) {
@@ -268,6 +315,35 @@ export class OuterCall {
       await reader.cancel();
       throw err;
     }
+  }
+
+  /**
+   * Reads a 200 envelope answer that is entirely at hand (its Content-Length was small): the
+   * same checks as open(), the body returned whole and already authenticated. An answer that
+   * carries an exchange confirmation goes through open() instead.
+   */
+  async openAtHand(keyState: string | undefined, envelope: Uint8Array): Promise<MessageAtHand<ResponseHead>> {
+    try {
+      if (this.exchange) throw new Error('openAtHand is for established sessions; use open()');
+      if (keyState !== KeyStates.ok) throw new MalformedError(`unexpected key state ${JSON.stringify(keyState ?? '')}`);
+      if (envelope.length === 0) throw new MalformedError('the inner sent no response');
+      if (envelope.length < ENVELOPE_HEADER_LENGTH) throw new TruncatedError('the response ended inside its header');
+      const header = this.#checkResponseHeader(envelope.subarray(0, ENVELOPE_HEADER_LENGTH));
+      return await openResponseAtHand(this.session.pending.keys.s2c, header, envelope.subarray(ENVELOPE_HEADER_LENGTH), this.#opts.maxRecordPlaintext !== undefined ? { maxRecordPlaintext: this.#opts.maxRecordPlaintext } : {});
+    } catch (err) {
+      this.session.outstanding.delete(this.#sequence);
+      throw err;
+    }
+  }
+
+  #checkResponseHeader(hb: Uint8Array): EnvelopeHeader {
+    const header = parseEnvelopeHeader(hb);
+    if (header.type !== MessageTypes.response) throw new MalformedError('expected a response message');
+    if (!timingSafeEqual(header.sessionId, this.session.pending.sessionId)) throw new MalformedError('response is for another session');
+    if (header.sequence !== this.#sequence) throw new MalformedError('response is for another request');
+    // Exact table, not a window: each response is accepted once.
+    if (!this.session.outstanding.delete(header.sequence)) throw new ReplayError('response already received');
+    return header;
   }
 
   /** Reads just the confirmation of an exchange-only envelope. */

@@ -228,27 +228,60 @@ export class RecordOpener {
     if (index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
     const prefix = await this.#reader.readExactOrEnd(4);
     if (prefix === null) throw new TruncatedError();
-    const word = readU32(prefix, 0);
-    const final = (word & FINAL_BIT) !== 0;
-    const length = word & ~FINAL_BIT;
-    if (length < TAG) throw new MalformedError('record shorter than its authentication tag');
-    if (length > this.#maxCiphertext) throw new OversizeError(`record of ${length} octets exceeds the ${this.#maxCiphertext}-octet limit`);
-    if (!final && length === TAG) throw new MalformedError('non-final record with no content');
+    const { final, length } = recordPrefix(readU32(prefix, 0), this.#maxCiphertext);
     return { ciphertext: await this.#reader.readExact(length), final };
   }
 
-  async #open(ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
-    // Integrity limit: after this many forgery attempts the key is no longer trusted to open anything.
-    if (this.#dir.failedOpens >= AEAD_CEILINGS.failedOpens) throw new SessionLimitError('the session key reached its failed-authentication limit; exchange a new key');
-    const nonce = recordNonce(this.#dir.iv, this.#header.sequence, index, final);
-    let plaintext: Uint8Array;
-    try {
-      plaintext = await this.#dir.aead.open(this.#dir.key, nonce, this.#header.bytes, ciphertext);
-    } catch (err) {
-      this.#dir.failedOpens += 1;
-      throw err instanceof DecryptError ? err : new DecryptError(undefined, { cause: err });
+  #open(ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
+    return openRecord(this.#dir, this.#header, ciphertext, final, index);
+  }
+}
+
+/** A record's Final-and-Length word, checked before anything is allocated or read. */
+function recordPrefix(word: number, maxCiphertext: number): { final: boolean; length: number } {
+  const final = (word & FINAL_BIT) !== 0;
+  const length = word & ~FINAL_BIT;
+  if (length < TAG) throw new MalformedError('record shorter than its authentication tag');
+  if (length > maxCiphertext) throw new OversizeError(`record of ${length} octets exceeds the ${maxCiphertext}-octet limit`);
+  if (!final && length === TAG) throw new MalformedError('non-final record with no content');
+  return { final, length };
+}
+
+async function openRecord(dir: DirectionState, header: EnvelopeHeader, ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
+  // Integrity limit: after this many forgery attempts the key is no longer trusted to open anything.
+  if (dir.failedOpens >= AEAD_CEILINGS.failedOpens) throw new SessionLimitError('the session key reached its failed-authentication limit; exchange a new key');
+  const nonce = recordNonce(dir.iv, header.sequence, index, final);
+  let plaintext: Uint8Array;
+  try {
+    plaintext = await dir.aead.open(dir.key, nonce, header.bytes, ciphertext);
+  } catch (err) {
+    dir.failedOpens += 1;
+    throw err instanceof DecryptError ? err : new DecryptError(undefined, { cause: err });
+  }
+  chargeUsage(dir, plaintext.length);
+  return { plaintext, final, index };
+}
+
+/**
+ * Opens the records of one message that is entirely in memory (`bytes` holds exactly its
+ * records, a small envelope read whole): the same checks as RecordOpener, in order, without
+ * a reader. `onRecord` sees each record right after its tag verified; nothing may follow the
+ * final record, and the bytes may not end before it.
+ */
+export async function openRecordsAtHand(dir: DirectionState, header: EnvelopeHeader, bytes: Uint8Array, maxPlaintext: number, onRecord: (rec: OpenedRecord) => void): Promise<void> {
+  if (!Number.isInteger(maxPlaintext) || maxPlaintext < 1 || maxPlaintext > RECORD_DEFAULTS.hardMaxPlaintext) throw new RangeError('max record size out of range');
+  let off = 0;
+  for (let index = 0; ; index++) {
+    if (index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
+    if (bytes.length - off < 4) throw new TruncatedError();
+    const { final, length } = recordPrefix(readU32(bytes, off), maxPlaintext + TAG);
+    off += 4;
+    if (bytes.length - off < length) throw new TruncatedError();
+    onRecord(await openRecord(dir, header, bytes.subarray(off, off + length), final, index));
+    off += length;
+    if (final) {
+      if (off !== bytes.length) throw new MalformedError('octets after the final record of the message');
+      return;
     }
-    chargeUsage(this.#dir, plaintext.length);
-    return { plaintext, final, index };
   }
 }

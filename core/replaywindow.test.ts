@@ -190,3 +190,18 @@ test('agrees with a reference model (a set of seen numbers) under random marks a
     }
   }
 });
+
+test('a window over storage the caller provides (shared with other session state) behaves the same and uses only that storage', () => {
+  const rand = prng(7);
+  const buffer = new ArrayBuffer(8 + 128 + 8);
+  const guard = new Uint8Array(buffer);
+  const own = new ReplayWindow(1024);
+  const shared = new ReplayWindow(1024, new Uint32Array(buffer, 8, 32));
+  for (let i = 0; i < 5_000; i++) {
+    const s = 1 + Math.floor(rand() * 3_000) + Math.floor(i / 2);
+    assert.equal(accept(shared, s), accept(own, s), `seq ${s}`);
+  }
+  assert.ok(guard.subarray(0, 8).every((b) => b === 0) && guard.subarray(136).every((b) => b === 0), 'wrote outside its words');
+  assert.throws(() => new ReplayWindow(1024, new Uint32Array(31)), RangeError);
+  assert.throws(() => new ReplayWindow(1024, new Uint32Array(32).fill(1)), RangeError);
+});

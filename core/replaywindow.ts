@@ -32,13 +32,18 @@ export class ReplayWindow {
   readonly #bits: Uint32Array;
   #highest = 0;
 
-  /** `size`: a multiple of 32 from 32 to 65536 (RangeError otherwise: a configuration mistake). */
-  constructor(size: number = DEFAULT_REPLAY_WINDOW) {
+  /**
+   * `size`: a multiple of 32 from 32 to 65536 (RangeError otherwise: a configuration mistake).
+   * `bits`: where to keep the bitmap, size/32 zeroed words, e.g. inside an allocation the
+   * caller shares with other per-session state (packSessionKeys); by default its own.
+   */
+  constructor(size: number = DEFAULT_REPLAY_WINDOW, bits?: Uint32Array) {
     if (!Number.isInteger(size) || size < MIN_REPLAY_WINDOW || size > MAX_REPLAY_WINDOW || size % 32 !== 0) {
       throw new RangeError(`the replay window size must be a multiple of 32 from ${MIN_REPLAY_WINDOW} to ${MAX_REPLAY_WINDOW}`);
     }
+    if (bits && (bits.length !== size / 32 || bits.some((w) => w !== 0))) throw new RangeError('the replay window storage must be size/32 zeroed words');
     this.#size = size;
-    this.#bits = new Uint32Array(size / 32);
+    this.#bits = bits ?? new Uint32Array(size / 32);
   }
 
   /** Highest sequence number marked so far (0 before the first). */

@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FieldLine, ResponseHead } from '../core/bhttp.ts';
-import { SwsError } from '../core/errors.ts';
+import { SwsError, TruncatedError } from '../core/errors.ts';
 import { InnerEndpoint, type InnerRequest } from '../core/inner.ts';
 import type { BodySource } from '../core/messages.ts';
 import { problemDocument, refusalFor, type Refusal } from '../core/signals.ts';
@@ -16,12 +16,13 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { aclEngine, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Site, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { isAtHand, writeBody, writeWhole } from '../sidecar-shared/write.ts';
+import { endWith, isAtHand, writeBody, writeWhole } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
+import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import type { InnerSidecarConfig } from './config.ts';
 import { canonicalize, type CanonicalRequest } from './request.ts';
@@ -52,6 +53,8 @@ export class InnerSidecar {
   readonly config: InnerSidecarConfig;
   readonly metrics: SidecarMetrics;
   readonly log: Logger;
+  /** One line per request, batched into the log's destination (sidecar-shared/accesslog.ts). */
+  readonly #access: AccessLog;
   readonly endpoint: InnerEndpoint;
   readonly #store: Store;
   readonly #acl: AclEngine;
@@ -78,6 +81,7 @@ export class InnerSidecar {
     this.#store = store;
     this.metrics = createMetrics('inner');
     this.log = deps.logger ?? createLogger({ role: 'inner', level: config.logLevel });
+    this.#access = AccessLog.of(this.log);
     this.#acl = aclEngine(store);
     this.#replay = new SqliteExchangeReplayGuard(config.dataDir);
     this.#upstreams = new Upstreams(config, { clientKeyPem: (host) => sites(store).clientKeyPem(host) });
@@ -222,8 +226,17 @@ export class InnerSidecar {
 
     this.metrics.inFlight.inc();
     res.once('close', () => this.metrics.inFlight.dec());
-    // Refusals stop reading without destroying the request, so the refusal can still be sent.
-    const env = await this.endpoint.open({ [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) });
+    // A small envelope (any request the outer had at hand) is read whole and opened in memory;
+    // anything else streams. Refusals stop reading without destroying the request, so the refusal can still be sent.
+    const small = atHandLength(req);
+    let env: Awaited<ReturnType<InnerEndpoint['open']>>;
+    if (small === undefined) {
+      env = await this.endpoint.open({ [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) });
+    } else {
+      const bytes = await readAtHand(req, small).catch((error: unknown) => error as Error);
+      if (bytes instanceof Error) return this.#refuse(req, res, refusalFor(new TruncatedError('the envelope ended early'), 'request'), bytes, started);
+      env = await this.endpoint.openAtHand(bytes);
+    }
     if (env.kind === 'refused') return this.#refuse(req, res, env.refusal, env.error, started);
     if (env.confirm) {
       this.metrics.keyExchanges.inc({ reason: 'accepted', result: 'ok' });
@@ -239,8 +252,29 @@ export class InnerSidecar {
     }
     if (r.kind === 'refused') return this.#refuse(req, res, r.refusal, r.error, started);
     const keyState = env.confirm ? KeyStates.exchanged : KeyStates.ok;
-    if (!res.headersSent) res.writeHead(200, this.#envelopeHeaders(keyState));
+    // A request opened at hand may be answered in one write with a Content-Length: its head waits for the answer.
+    if (r.bodyAtHand === null) this.#beginEnvelope(res, keyState);
     await this.#serve(req, res, r, started, keyState);
+  }
+
+  #beginEnvelope(res: ServerResponse, keyState: string): void {
+    if (!res.headersSent) res.writeHead(200, this.#envelopeHeaders(keyState));
+  }
+
+  /**
+   * Seals an answer and sends it: a small body at hand as one RESPONSE record in one write with
+   * a Content-Length (the outer then reads it whole), anything else streamed record by record.
+   */
+  async #sendSealed(res: ServerResponse, keyState: string, r: InnerRequest, head: ResponseHead, body: BodySource): Promise<void> {
+    if (isSmall(body)) {
+      const whole = await r.respondAtHand(head, body as Uint8Array | null);
+      if (whole) {
+        if (!res.headersSent) res.writeHead(200, { ...this.#envelopeHeaders(keyState), 'content-length': String(whole.length) });
+        return endWith(res, whole);
+      }
+    }
+    this.#beginEnvelope(res, keyState);
+    await (isSmall(body) ? writeWhole : writeBody)(res, r.respond(head, body));
   }
 
   #envelopeHeaders(keyState: string): Record<string, string> {
@@ -322,23 +356,24 @@ export class InnerSidecar {
     res.once('close', onClose);
     let bodyError: unknown;
     const hasBody = r.head.headers.some(([n]) => n === 'content-length' || n === 'transfer-encoding') || !['GET', 'HEAD', 'OPTIONS', 'DELETE', 'TRACE'].includes(canonical.method);
-    const requestBody = hasBody
-      ? (async function* () {
+    const requestBody = !hasBody
+      ? null
+      : r.bodyAtHand !== null
+        ? r.bodyAtHand
+        : (async function* () {
           try {
             yield* r.body;
           } catch (e) {
             bodyError = e;
             throw e;
           }
-        })()
-      : null;
+        })();
     try {
-      if (!hasBody) await drainEmpty(r.body);
+      if (!hasBody) await drainEmpty(r);
       // The shared cache is consulted only here, after this user passed the ACL just now.
       const plan = this.#cache?.plan(canonical, user);
       if (plan?.kind === 'hit') {
-        const sealed = r.respond(this.#epochs.stamp(user, plan.head), plan.body);
-        await (isSmall(plan.body) ? writeWhole : writeBody)(res, sealed);
+        await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, plan.head), plan.body);
         this.#accessLog({ ...access, path: canonical.target.path, cache: 'hit' }, 'allow', plan.head.status, started);
         return;
       }
@@ -357,9 +392,7 @@ export class InnerSidecar {
         respBody = up.body;
       }
       const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
-      const sealed = r.respond(this.#epochs.stamp(user, out.head), out.body);
-      // A small body at hand seals to one record: the head, record and end leave in one write.
-      await (isSmall(out.body) ? writeWhole : writeBody)(res, sealed);
+      await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, out.head), out.body);
       this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
     } catch (err) {
       if (bodyError !== undefined || revoked || controller.signal.aborted) {
@@ -384,14 +417,14 @@ export class InnerSidecar {
     }
   }
 
-  async #sealedError(res: ServerResponse, r: InnerRequest, status: number, message: string, err: unknown, access: Record<string, unknown>, started: bigint, outcome = 'error'): Promise<void> {
+  async #sealedError(res: ServerResponse, r: InnerRequest, status: number, message: string, err: unknown, access: { keyState: string } & Record<string, unknown>, started: bigint, outcome = 'error'): Promise<void> {
     const code = (err as { code?: string })?.code ?? 'SWS_ERR_GENERIC';
     if (outcome === 'error') this.metrics.rejections.inc({ code });
     try {
-      await drainEmpty(r.body).catch(() => undefined);
+      await drainEmpty(r).catch(() => undefined);
       const body = new TextEncoder().encode(`sws: ${message}\n`);
       const head: ResponseHead = { status, headers: [['content-type', 'text/plain; charset=utf-8'], ['cache-control', 'no-store'], ['content-length', String(body.length)]] };
-      await writeBody(res, r.respond(this.#epochs.stamp(r.session.user, head), body));
+      await this.#sendSealed(res, access.keyState, r, this.#epochs.stamp(r.session.user, head), body);
     } catch {
       res.destroy();
     }
@@ -403,7 +436,7 @@ export class InnerSidecar {
     this.metrics.requests.inc({ outcome, status: String(status) });
     const ms = msSince(started);
     this.metrics.duration.observe({ outcome }, ms / 1000);
-    this.log.info({ ...access, decision, status, ms, ...(code ? { code } : {}) }, 'request');
+    this.#access.write({ ...access, decision, status, ms, ...(code ? { code } : {}) });
   }
 
   /** Graceful stop: refuse new connections, let in-flight requests finish within the grace period. */
@@ -474,6 +507,51 @@ function drainSmall(req: IncomingMessage, limit = 256 * 1024, ms = 1000): Promis
 }
 
 /** A request declared without a body must not carry one. */
-async function drainEmpty(body: AsyncIterable<Uint8Array>): Promise<void> {
-  for await (const c of body) if (c.length > 0) throw new SwsError('SWS_ERR_BAD_REQUEST', 'unexpected request body');
+async function drainEmpty(r: InnerRequest): Promise<void> {
+  const unexpected = () => new SwsError('SWS_ERR_BAD_REQUEST', 'unexpected request body');
+  if (r.bodyAtHand !== null) {
+    if (r.bodyAtHand.length > 0) throw unexpected();
+    return;
+  }
+  for await (const c of r.body) if (c.length > 0) throw unexpected();
+}
+
+/** Envelopes up to this size are read whole (every request the outer had at hand is far smaller). */
+const AT_HAND_ENVELOPE = 128 * 1024;
+
+/** The declared length of an envelope small enough to read whole, else undefined (stream it). */
+function atHandLength(req: IncomingMessage): number | undefined {
+  const cl = req.headers['content-length'];
+  if (cl === undefined || req.headers['transfer-encoding'] !== undefined || !/^\d{1,6}$/.test(cl)) return undefined;
+  const n = Number(cl);
+  return n <= AT_HAND_ENVELOPE ? n : undefined;
+}
+
+/** Reads a request body of `length` declared octets (Node's parser enforces the length). */
+function readAtHand(req: IncomingMessage, length: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let got = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (c: Buffer) => {
+      got += c.length;
+      parts.push(c);
+    };
+    const onEnd = () => {
+      cleanup();
+      if (got !== length) reject(new TruncatedError('the envelope is shorter than its Content-Length'));
+      else resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, got));
+    };
+    const onError = (e: Error) => (cleanup(), reject(e));
+    const onClose = () => (cleanup(), reject(new TruncatedError('the outer closed the connection mid-envelope')));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+  });
 }

@@ -154,7 +154,7 @@ export class Upstreams {
     site: Site,
     req: CanonicalRequest,
     identity: FieldLine,
-    body: AsyncIterable<Uint8Array> | null,
+    body: AsyncIterable<Uint8Array> | Uint8Array | null,
     signal: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
     let pool: Pool;
@@ -169,7 +169,7 @@ export class Upstreams {
         method: req.method as Dispatcher.HttpMethod,
         path: req.target.forwardPath + req.target.query,
         headers,
-        body: body ? Readable.from(body, { objectMode: false }) : null,
+        body: body instanceof Uint8Array || body === null ? body : Readable.from(body, { objectMode: false }),
         signal,
       });
     } catch (err) {

@@ -33,6 +33,8 @@ interface OuterMeta {
 }
 
 export type OuterAnswer = { readonly head: ResponseHead; readonly body: BodySource };
+/** An answer body from the inner: streamed, or whole and already authenticated (a small answer read at once). */
+export type OpenedBody = AsyncIterable<Uint8Array> | Uint8Array;
 
 export type OuterPlan =
   | { readonly kind: 'hit'; readonly answer: CachedAnswer }
@@ -40,8 +42,8 @@ export type OuterPlan =
       readonly kind: 'forward';
       /** What to seal and send (the client's request, or a conditional one that revalidates). */
       readonly head: RequestHead;
-      /** Given the inner's opened answer, what the client gets. Always removes the epoch field. */
-      complete(head: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer;
+      /** Given the inner's opened answer (streamed, or whole and authenticated), what the client gets. Always removes the epoch field. */
+      complete(head: ResponseHead, body: OpenedBody): OuterAnswer;
     };
 
 export class OuterCache {
@@ -58,7 +60,7 @@ export class OuterCache {
   }
 
   plan(user: string, inner: string, target: ProxyTarget, head: RequestHead, bodyless: boolean): OuterPlan {
-    const observeOnly = (h: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer => ({ head: this.#observe(user, inner, h).head, body });
+    const observeOnly = (h: ResponseHead, body: OpenedBody): OuterAnswer => ({ head: this.#observe(user, inner, h).head, body });
     if (!this.store.enabled || !bodyless || (head.method !== 'GET' && head.method !== 'HEAD')) return { kind: 'forward', head, complete: observeOnly };
     const key = `${inner}\n${target.origin}${target.pathAndQuery}`;
     const req: CacheRequest = { method: head.method, url: `${target.origin}${target.pathAndQuery}`, headers: headerRecord(head.headers, { host: target.host }) };
@@ -101,19 +103,26 @@ export class OuterCache {
     return { head: { ...head, headers }, epoch };
   }
 
-  #keep(user: string, inner: string, key: string, req: CacheRequest, h: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer {
+  #keep(user: string, inner: string, key: string, req: CacheRequest, h: ResponseHead, body: OpenedBody): OuterAnswer {
     const { head, epoch } = this.#observe(user, inner, h);
     // Without an epoch a revocation could not reach this entry: do not keep it.
     if (epoch === undefined || head.status === 304) return { head, body };
     const writer = this.store.admit(user, key, req, head.status, head.headers, { inner, epoch, checkedAt: this.#now() });
-    return { head, body: writer ? teeInto(body, writer) : body };
+    if (!writer) return { head, body };
+    if (body instanceof Uint8Array) {
+      // Whole and authenticated already: stored at once.
+      writer.write(body);
+      writer.commit();
+      return { head, body };
+    }
+    return { head, body: teeInto(body, writer) };
   }
 
-  #afterRevalidation(user: string, inner: string, entry: CacheEntry<OuterMeta>, key: string, req: CacheRequest, h: ResponseHead, body: AsyncIterable<Uint8Array>): OuterAnswer {
+  #afterRevalidation(user: string, inner: string, entry: CacheEntry<OuterMeta>, key: string, req: CacheRequest, h: ResponseHead, body: OpenedBody): OuterAnswer {
     if (h.status === 304) {
       const { head, epoch } = this.#observe(user, inner, h);
       if (epoch !== undefined && this.store.revalidated(entry, req, head.headers, { inner, epoch, checkedAt: this.#now() }) === 'fresh') {
-        void drain(body);
+        if (!(body instanceof Uint8Array)) void drain(body);
         const a = this.store.answer(entry, req);
         return { head: { status: a.status, headers: a.fields }, body: a.body ?? emptyBody() };
       }

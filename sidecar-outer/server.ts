@@ -10,7 +10,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import type { FieldLine, RequestHead, ResponseHead } from '../core/bhttp.ts';
 import { importPrivateKey, importPublicKey, type PrivateKeyHandle, type PublicKeyHandle } from '../core/crypto.ts';
@@ -20,22 +19,25 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { collect, isAtHand, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
+import { collect, endWith, isAtHand, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
+import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import { Authenticator, parseBasic } from './auth.ts';
 import type { OuterSidecarConfig } from './config.ts';
 import { parseProxyTarget, type ProxyTarget } from './target.ts';
-import { OuterCache, type OuterAnswer } from './cache.ts';
+import { OuterCache, type OpenedBody, type OuterAnswer } from './cache.ts';
 import { CLEAR_CACHE, UserSwitchTracker } from './clearsite.ts';
 import { Portal } from './portal.ts';
 
 /** Request bodies up to this size are read whole: one record, and safe to retry. */
 const SMALL_BODY = 60 * 1024;
+/** Answers whose envelope declares at most this many octets are read whole and opened in memory. */
+const AT_HAND_ENVELOPE = 128 * 1024;
 /** Largest refusal document read from the inner. */
 const MAX_PROBLEM = 16 * 1024;
 
@@ -78,6 +80,8 @@ export class OuterSidecar {
   readonly config: OuterSidecarConfig;
   readonly metrics: SidecarMetrics;
   readonly log: Logger;
+  /** One line per request, batched into the log's destination (sidecar-shared/accesslog.ts). */
+  readonly #access: AccessLog;
   readonly #store: Store;
   readonly #auth: Authenticator;
   readonly #server: Server;
@@ -102,6 +106,7 @@ export class OuterSidecar {
     this.#store = store;
     this.metrics = createMetrics('outer');
     this.log = deps.logger ?? createLogger({ role: 'outer', level: config.logLevel });
+    this.#access = AccessLog.of(this.log);
     this.#auth = new Authenticator(outerUsers(store));
     this.#cache = new OuterCache(config.cache ?? { maxBytes: 0, maxObjectBytes: 0, recheckMs: 0 }, this.metrics);
     this.#switches = config.clearOnUserSwitch === false ? undefined : new UserSwitchTracker();
@@ -387,7 +392,7 @@ export class OuterSidecar {
         headersTimeout: this.config.innerHeadersTimeoutMs,
         bodyTimeout: this.config.innerBodyTimeoutMs,
         // A body at hand seals to a few hundred octets: one buffer with a Content-Length, one write.
-        body: exchangeOnly ? call.sealExchangeOnly() : isAtHand(body) ? await collect(call.seal(head, body)) : Readable.from(call.seal(head, body)),
+        body: exchangeOnly ? call.sealExchangeOnly() : isAtHand(body) ? ((await call.sealAtHand(head, body)) ?? (await collect(call.seal(head, body)))) : Readable.from(call.seal(head, body)),
         signal,
       });
     } catch (err) {
@@ -409,7 +414,7 @@ export class OuterSidecar {
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
     access: Record<string, unknown>,
     started: bigint,
-    complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
+    complete: (head: ResponseHead, body: OpenedBody) => OuterAnswer,
   ): Promise<void> {
     // A client that leaves before its answer is complete cancels the envelope, and with it the inner's
     // request to the web server (the inner aborts upstream when the outer's connection closes).
@@ -434,7 +439,7 @@ export class OuterSidecar {
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
     access: Record<string, unknown>,
     started: bigint,
-    complete: (head: ResponseHead, body: AsyncIterable<Uint8Array>) => OuterAnswer,
+    complete: (head: ResponseHead, body: OpenedBody) => OuterAnswer,
     signal: AbortSignal,
   ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
@@ -446,9 +451,10 @@ export class OuterSidecar {
       const answer = await this.#send(call, up, head, body, signal);
       const keyState = headerValue(answer.headers[HeaderNames.keyState]);
       if (answer.statusCode === 200) {
-        let opened;
+        let opened: { head: ResponseHead; body: OpenedBody };
         try {
-          opened = await call.open(keyState, answer.body);
+          // A small answer on an established session is read whole and opened in memory: no stream plumbing.
+          opened = !call.exchange && declaredLength(answer.headers['content-length']) <= AT_HAND_ENVELOPE ? await call.openAtHand(keyState, await answer.body.bytes()) : await call.open(keyState, answer.body);
         } catch (err) {
           if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
           // Counted once, by #fail, under the code the client is told.
@@ -458,7 +464,7 @@ export class OuterSidecar {
         if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'ok' });
         const out = complete(opened.head, opened.body);
         let outBody = out.body;
-        if (outBody !== null && !(outBody instanceof Uint8Array) && declaredLength(out.head.headers) <= SMALL_BODY) {
+        if (outBody !== null && !(outBody instanceof Uint8Array) && declaredLength(fieldValue(out.head.headers, 'content-length')) <= SMALL_BODY) {
           // A small answer is read and verified whole before the client sees any of it: one write
           // to the client, and a cut or tampered answer becomes a clean 502 instead of a cut body.
           try {
@@ -549,7 +555,7 @@ export class OuterSidecar {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.metrics.requests.inc({ outcome, status: String(status) });
     this.metrics.duration.observe({ outcome }, ms / 1000);
-    this.log.info({ ...access, decision, status, ms, outcome, ...(code ? { code } : {}) }, 'request');
+    this.#access.write({ ...access, decision, status, ms, outcome, ...(code ? { code } : {}) });
   }
 
   async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
@@ -566,20 +572,18 @@ export class OuterSidecar {
 
 /** Writes a body that is whole (one write), absent, or streamed. */
 async function sendBody(res: ServerResponse, body: Uint8Array | AsyncIterable<Uint8Array> | null): Promise<void> {
-  if (isAtHand(body)) {
-    res.end(body ?? undefined);
-    await finished(res);
-    return;
-  }
+  if (isAtHand(body)) return endWith(res, body ?? new Uint8Array(0));
   await writeBody(res, body);
 }
 
-/** The Content-Length an answer declares, or Infinity when it declares none (or an invalid one). */
-function declaredLength(fields: readonly FieldLine[]): number {
-  for (const [name, value] of fields) {
-    if (name === 'content-length') return /^\d{1,15}$/.test(value) ? Number(value) : Infinity;
-  }
-  return Infinity;
+/** A declared Content-Length, or Infinity when there is none (or an invalid one). */
+function declaredLength(value: string | string[] | undefined): number {
+  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : Infinity;
+}
+
+function fieldValue(fields: readonly FieldLine[], name: string): string | undefined {
+  for (const [n, v] of fields) if (n === name) return v;
+  return undefined;
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

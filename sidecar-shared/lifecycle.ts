@@ -12,6 +12,7 @@ export async function drainAndClose(server: Server, admin: Server | undefined, g
   if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
 }
 
+/** Hands every pending line to the destination: batched access lines first (logger.flush reaches AccessBatch.flush), then pino's. */
 export function flushLog(log: Logger): Promise<void> {
   return new Promise<void>((resolve) => log.flush(() => resolve()));
 }

@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ByteReader, collect as _c, deriveKeyIv, directionFrom, encodeEnvelopeHeader, extractSessionPrk, fromHex, MessageTypes, openRequest, parseEnvelopeHeader, sealRequest, toHex, webCryptoAead } from '../test/vectors/vector-support.ts';
-import { nodeAead } from './node-aead.ts';
+import { inspect } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { KeySlots, nodeAead } from './node-aead.ts';
 import { makePair, roundTrip, getHead } from '../test/helpers/protocol.ts';
 
 const v = JSON.parse(readFileSync(new URL('../test/vectors/sws-v1.json', import.meta.url), 'utf8'));
@@ -55,4 +58,56 @@ test('a whole session works with the node:crypto backend on one side and WebCryp
     assert.equal(r.kind, 'ok');
     if (r.kind === 'ok') assert.equal(r.body.length, 100_000);
   }
+});
+
+test('raw AES-128 and AES-256 keys seal octet for octet like WebCrypto, in every slot of several slabs', async () => {
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const aad = new Uint8Array([4, 5, 6]);
+  const pt = new Uint8Array(300).map((_, i) => i & 0xff);
+  const raws = Array.from({ length: 1100 }, (_, i) => crypto.getRandomValues(new Uint8Array(i % 2 === 0 ? 32 : 16)));
+  const keys = await Promise.all(raws.map((r) => nodeAead.importKey(r.slice())));
+  for (let i = 0; i < raws.length; i++) {
+    const web = await webCryptoAead.importKey(raws[i]!.slice());
+    const x = await nodeAead.seal(keys[i]!, nonce, aad, pt);
+    assert.deepEqual(x, await webCryptoAead.seal(web, nonce, aad, pt), `key ${i}`);
+    assert.deepEqual(new Uint8Array(await webCryptoAead.open(web, nonce, aad, x)), pt);
+  }
+});
+
+test('an imported key shows none of its octets when inspected, stringified or serialised', async () => {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const key = await nodeAead.importKey(raw.slice());
+  const hex = toHex(raw);
+  const decimal = Array.from(raw).join(',');
+  for (const shown of [inspect(key, { depth: 5, showHidden: true }), JSON.stringify(key), String(key)]) {
+    assert.ok(!shown.includes(hex) && !shown.includes(decimal), shown);
+  }
+});
+
+test('a key slot is zeroed and reused once its handle is unreachable (as node wipes a freed KeyObject)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const store = new KeySlots();
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  let key: object | undefined = store.import(raw);
+  const slot = store.octets(key);
+  assert.deepEqual(slot, raw);
+  assert.equal(store.inUse, 1);
+  key = undefined;
+  for (let i = 0; i < 100 && store.inUse > 0; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(store.inUse, 0);
+  assert.ok(slot.every((b) => b === 0), 'the freed slot still holds key octets');
+  const next = store.octets(store.import(new Uint8Array(16).fill(1)));
+  assert.equal(next.byteOffset, slot.byteOffset);
+});
+
+test('a key store refuses keys it did not import', async () => {
+  const [a, b] = [new KeySlots(), new KeySlots()];
+  assert.throws(() => b.octets(a.import(new Uint8Array(32))), TypeError);
+  const foreign = await webCryptoAead.importKey(new Uint8Array(32));
+  assert.throws(() => a.octets(foreign), TypeError);
+  assert.throws(() => a.import(new Uint8Array(24)), RangeError);
 });

@@ -2,27 +2,90 @@
  * AES-GCM for the Node sidecars through node:crypto (OpenSSL, AES-NI), injected into the core
  * as its AeadBackend. Same algorithm and octets as the core's WebCrypto default; it skips
  * WebCrypto's per-call thread-pool dispatch, which dominated small requests in the profile.
- * Keys live in KeyObjects (native memory), imported once per session direction.
+ *
+ * Keys are imported once per session direction, and an idle session holds two of them (issue
+ * 7: ≤ 2 KiB per idle session). A KeyObject costs ~900 octets, ~800 of them native memory
+ * that heap statistics do not show; here a key is its raw octets in a 32-octet slot of a
+ * shared slab, passed to createCipheriv as they are, and the handle the core keeps is a small
+ * object naming the slot, which shows no octets if logged. When a handle becomes unreachable
+ * its slot is wiped and reused, as node wipes a KeyObject's octets when it frees one.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import type { AeadBackend } from '../core/aead.ts';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import type { AeadBackend, AeadKey } from '../core/aead.ts';
 import { DecryptError } from '../core/errors.ts';
 
 const TAG = 16;
+const SLOT = 32;
+const SLAB_SLOTS = 512;
 
-function algorithm(key: KeyObject): 'aes-128-gcm' | 'aes-256-gcm' {
-  return key.symmetricKeySize === 16 ? 'aes-128-gcm' : 'aes-256-gcm';
+/** An imported key: the store and slot that hold its octets, and how many (16 or 32). */
+class SlotKey {
+  readonly owner: KeySlots;
+  readonly slot: number;
+  readonly length: number;
+  constructor(owner: KeySlots, slot: number, length: number) {
+    this.owner = owner;
+    this.slot = slot;
+    this.length = length;
+  }
+}
+
+/**
+ * Raw AES keys in 32-octet slots of shared slabs, grown 16 KiB at a time and never shrunk (a
+ * peak of N live keys keeps N × 32 octets). Each key is handed out as a small handle naming
+ * its slot; once the handle is unreachable, the slot is zeroed and reused.
+ */
+export class KeySlots {
+  readonly #slabs: Uint8Array[] = [];
+  readonly #free: number[] = [];
+  readonly #wipeOnCollect = new FinalizationRegistry<number>((slot) => {
+    this.#bytes(slot, SLOT).fill(0);
+    this.#free.push(slot);
+  });
+
+  /** Slots holding a key whose handle was not yet collected. */
+  get inUse(): number {
+    return this.#slabs.length * SLAB_SLOTS - this.#free.length;
+  }
+
+  /** Copies a 16- or 32-octet AES key into a slot; the caller zeroes `raw`. */
+  import(raw: Uint8Array): AeadKey {
+    if (raw.length !== 16 && raw.length !== 32) throw new RangeError('AES key must be 16 or 32 octets');
+    if (this.#free.length === 0) {
+      const base = this.#slabs.length * SLAB_SLOTS;
+      this.#slabs.push(new Uint8Array(SLAB_SLOTS * SLOT));
+      for (let i = SLAB_SLOTS - 1; i >= 0; i--) this.#free.push(base + i);
+    }
+    const key = new SlotKey(this, this.#free.pop()!, raw.length);
+    this.#bytes(key.slot, key.length).set(raw);
+    this.#wipeOnCollect.register(key, key.slot);
+    return key;
+  }
+
+  /** The key's octets in place: a view into the slab, for the call at hand only. */
+  octets(key: AeadKey): Uint8Array {
+    if (!(key instanceof SlotKey) || key.owner !== this) throw new TypeError('not a key of this node:crypto AEAD key store');
+    return this.#bytes(key.slot, key.length);
+  }
+
+  #bytes(slot: number, length: number): Uint8Array {
+    const start = (slot % SLAB_SLOTS) * SLOT;
+    return this.#slabs[Math.floor(slot / SLAB_SLOTS)]!.subarray(start, start + length);
+  }
+}
+
+const keys = new KeySlots();
+
+function algorithm(octets: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
+  return octets.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm';
 }
 
 export const nodeAead: AeadBackend = {
   name: 'node-crypto-aes-gcm',
-  importKey(raw) {
-    if (raw.length !== 16 && raw.length !== 32) throw new RangeError('AES key must be 16 or 32 octets');
-    return createSecretKey(raw);
-  },
+  importKey: (raw) => keys.import(raw),
   seal(key, nonce, aad, plaintext) {
-    const k = key as KeyObject;
-    const c = createCipheriv(algorithm(k), k, nonce, { authTagLength: TAG });
+    const octets = keys.octets(key);
+    const c = createCipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
     c.setAAD(aad);
     const body = c.update(plaintext);
     c.final();
@@ -33,9 +96,9 @@ export const nodeAead: AeadBackend = {
   },
   open(key, nonce, aad, sealed) {
     if (sealed.length < TAG) throw new DecryptError();
-    const k = key as KeyObject;
+    const octets = keys.octets(key);
     try {
-      const d = createDecipheriv(algorithm(k), k, nonce, { authTagLength: TAG });
+      const d = createDecipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
       d.setAAD(aad);
       d.setAuthTag(sealed.subarray(sealed.length - TAG));
       const plaintext = d.update(sealed.subarray(0, sealed.length - TAG));

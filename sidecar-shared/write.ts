@@ -57,10 +57,14 @@ export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer
  * The source is read to its end first: a tampered or cut source throws before anything is sent.
  */
 export async function writeWhole(res: ServerResponse, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-  const body = await collect(chunks);
-  if (res.destroyed) throw new ResponseClosedError();
-  await new Promise<void>((resolve) => {
+  return endWith(res, await collect(chunks));
+}
+
+/** Ends a response with its whole body in one write; resolves once it was handed to the socket or the response closed. */
+export function endWith(res: ServerResponse, body: Uint8Array): Promise<void> {
+  if (res.destroyed) return Promise.reject(new ResponseClosedError());
+  return new Promise<void>((resolve) => {
     res.once('close', resolve);
-    res.end(body);
+    res.end(body, resolve);
   });
 }

@@ -86,6 +86,20 @@ async function outerSaw(path: string, n: number): Promise<void> {
   while (atOuter(path) < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
 }
 
+let barriers = 0;
+
+/**
+ * Waits until everything the browser sent so far is in the outer's log. Access lines are
+ * written in order (in batches, up to 50 ms late): once a fresh marker request shows up, every
+ * earlier request does too, so "the outer saw nothing" below is a real observation.
+ */
+async function outerSettled(page: Page): Promise<void> {
+  const marker = `/docs/marker-${++barriers}`;
+  await page.evaluate((u) => fetch(u, { cache: 'no-store' }).then((r) => r.status), marker);
+  await outerSaw(marker, 1);
+  assert.equal(atOuter(marker), 1, 'the marker request reached the outer');
+}
+
 test('claim 5, portal: after logout and a login as B, the browser asks again and A\'s page, cookies and storage are gone; without the erasure the page came from the browser cache', async (t) => {
   if (!existsSync(CHROMIUM)) return t.skip('chromium is not installed (.ci/run installs it with apt-get install chromium)');
   const b = await browser();
@@ -105,6 +119,7 @@ test('claim 5, portal: after logout and a login as B, the browser asks again and
     await outerSaw('/docs/other', 1);
     await page.goto(`${base}/docs/page`);
     assert.equal(await page.textContent('#who'), 'page /docs/page for alice');
+    await outerSettled(page);
     assert.equal(atOuter('/docs/page'), asked, 'control: served from the browser cache, the outer saw nothing');
 
     // Logout: Clear-Site-Data "cache", "cookies", "storage".
@@ -142,6 +157,7 @@ test('claim 5, portal: B logging in over A\'s session (no logout) erases A\'s da
     assert.equal(asked, before + 1);
     await page.goto(`${base}/docs/other`);
     await page.goto(`${base}${path}`);
+    await outerSettled(page);
     assert.equal(atOuter(path), asked, 'control: cached in the browser');
     assert.equal(await page.evaluate(() => localStorage.getItem('who')), 'alice');
 

@@ -41,6 +41,11 @@ before(async () => {
       let n = 0;
       req.on('data', (c: Buffer) => (h.update(c), (n += c.length)));
       req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha256: h.digest('hex'), bytes: n, headers: req.headers })));
+    } else if (url.pathname === '/sized') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5' }).end('sized');
+    } else if (url.pathname === '/big') {
+      const big = patternOf(200_000);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(big.length) }).end(big);
     } else if (url.pathname.startsWith('/docs/')) {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('doc');
     } else if (url.pathname === '/chunked-die' || url.pathname === '/chunked-die-close' || url.pathname === '/sse-die') {
@@ -133,7 +138,7 @@ test('Expect: 100-continue: a curl upload of 2 MiB through the chain arrives int
   assert.equal(got.headers.expect, undefined, 'Expect is hop-by-hop in effect and does not reach the web server');
 });
 
-type DirectSend = (head: RequestHead, body: Uint8Array | null) => Promise<{ status: number; body: Buffer }>;
+type DirectSend = (head: RequestHead, body: Uint8Array | null) => Promise<{ status: number; body: Buffer; envelope: { contentLength?: string; transferEncoding?: string } }>;
 let direct: Promise<DirectSend> | undefined;
 
 /** An envelope client that talks to the inner directly, as a registered user "carol" (made once). */
@@ -158,8 +163,9 @@ async function makeDirectClient(): Promise<DirectSend> {
       body: Buffer.from(await collect(call.seal(head, body))),
     });
     if (r.statusCode !== 200) throw new Error(`inner refused the envelope: ${r.statusCode} ${await r.body.text()}`);
+    const envelope = { contentLength: r.headers['content-length'] as string | undefined, transferEncoding: r.headers['transfer-encoding'] as string | undefined };
     const opened = await call.open(r.headers[HeaderNames.keyState] as string, r.body);
-    return { status: opened.head.status, body: Buffer.from(await collect(opened.body)) };
+    return { status: opened.head.status, body: Buffer.from(await collect(opened.body)), envelope };
   };
 }
 
@@ -188,6 +194,35 @@ test('hop-by-hop, Proxy-* and Expect fields inside a decrypted request are dropp
   assert.equal(seen.headers['x-keep'], 'end-to-end');
   assert.equal(seen.headers['x-forwarded-user'], 'carol');
   assert.equal(seen.bytes, 5, 'the body arrived whole');
+});
+
+test('the inner answers a small request in one piece with a Content-Length, and streams a large answer', async () => {
+  const send = await directClient();
+  // On an established session (the first envelope of a session carries the exchange and streams its confirmation).
+  assert.equal((await send({ method: 'GET', scheme: 'http', authority: HOST, path: '/docs/warm', headers: [] }, null)).status, 200);
+  // Small request, small answer of a declared length: read whole, sealed as one record, sent with its length.
+  const small = await send({ method: 'GET', scheme: 'http', authority: HOST, path: '/sized', headers: [] }, null);
+  assert.equal(small.status, 200);
+  assert.equal(small.body.toString(), 'sized');
+  assert.match(small.envelope.contentLength ?? '', /^\d+$/, 'a small answer declares its length');
+  assert.equal(small.envelope.transferEncoding, undefined);
+  // An answer of unknown length (the web server chose chunked framing) streams, however short.
+  const chunked = await send({ method: 'GET', scheme: 'http', authority: HOST, path: '/docs/one', headers: [] }, null);
+  assert.equal(chunked.body.toString(), 'doc');
+  assert.equal(chunked.envelope.transferEncoding, 'chunked');
+  // A 100 KB request body (two records, still read whole) reaches the web server intact.
+  const data = patternOf(100_000);
+  const up = await send({ method: 'POST', scheme: 'http', authority: HOST, path: '/upload', headers: [['content-length', String(data.length)]] }, data);
+  assert.equal(up.status, 200);
+  const seen = JSON.parse(up.body.toString()) as { sha256: string; bytes: number };
+  assert.equal(seen.bytes, data.length);
+  assert.equal(seen.sha256, createHash('sha256').update(data).digest('hex'));
+  // A 200 KB answer is never held whole: it streams record by record.
+  const big = await send({ method: 'GET', scheme: 'http', authority: HOST, path: '/big', headers: [] }, null);
+  assert.equal(big.status, 200);
+  assert.deepEqual(big.body, Buffer.from(patternOf(200_000)));
+  assert.equal(big.envelope.contentLength, undefined);
+  assert.equal(big.envelope.transferEncoding, 'chunked');
 });
 
 /** Writes `raw` to the inner's listener and reads until the inner closes the connection. */
