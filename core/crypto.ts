@@ -225,12 +225,11 @@ export async function pssVerify(key: PublicKeyHandle, signature: Uint8Array, dat
  * The four RSA operations of an exchange as a small replaceable interface, beside AeadBackend
  * and KdfBackend (patent 0034: crypto modules replaceable on the two servers alone). The
  * default is the WebCrypto functions above, so the core runs unchanged in a browser; the Node
- * sidecars inject node:crypto (sidecar-shared/node-rsa.ts), which skips WebCrypto's per-call
- * algorithm normalisation and, for OAEP, the thread-pool round trip. A backend takes the
- * handles imported once at start-up or exchange time and keeps whatever native form of their
- * keys it needs (the node one converts each CryptoKey to a KeyObject once): no operation
- * imports or parses a key. The octets are the same whatever the backend (PSS signatures are
- * randomised, but verify across backends).
+ * sidecars inject node:crypto (sidecar-shared/node-rsa.ts). A backend takes the handles
+ * imported once at start-up or exchange time and keeps whatever native form of their keys it
+ * needs (the node one converts each CryptoKey to a KeyObject once): no operation imports or
+ * parses a key. The encodings are the same whatever the backend (OAEP seeds and PSS salts are
+ * random, so each side accepts what the other makes).
  */
 export interface RsaBackend {
   readonly name: string;

@@ -7,7 +7,7 @@
  * createHmac: one exchange makes ~23 of these small calls, each of which costs WebCrypto a
  * thread-pool round trip). Outputs are identical octet for octet whatever the backend.
  *
- * RSA stays on WebCrypto (crypto.ts) in every case.
+ * RSA has its own injectable backend (RsaBackend in crypto.ts; node:crypto in the sidecars).
  */
 import { own, timingSafeEqual } from './bytes.ts';
 import { hkdfExpand, hkdfExtract, sha256 } from './crypto.ts';

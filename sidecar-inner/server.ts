@@ -19,6 +19,7 @@ import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
 import { endWith, isAtHand, writeBody, writeWhole } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
+import { nodeRsa } from '../sidecar-shared/node-rsa.ts';
 import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -96,6 +97,7 @@ export class InnerSidecar {
       replay: this.#replay,
       aead: nodeAead,
       kdf: nodeKdf,
+      rsa: nodeRsa,
       ...(deps.now ? { now: deps.now } : {}),
       policy: config.policy,
     });

@@ -22,6 +22,7 @@ import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
 import { collect, endWith, isAtHand, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
+import { nodeRsa } from '../sidecar-shared/node-rsa.ts';
 import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
@@ -266,7 +267,7 @@ export class OuterSidecar {
       const [key, inner] = await Promise.all([this.#userKey(user), up.key]);
       ch = this.#channels.get(k);
       if (!ch) {
-        ch = new OuterChannel({ user: { name: user, key }, inner, policy: this.config.rekey, aead: nodeAead, kdf: nodeKdf });
+        ch = new OuterChannel({ user: { name: user, key }, inner, policy: this.config.rekey, aead: nodeAead, kdf: nodeKdf, rsa: nodeRsa });
         this.#channels.set(k, ch);
       }
     }
