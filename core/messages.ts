@@ -104,12 +104,8 @@ export function singleRecordPlaintext(headBytes: Uint8Array, body: Uint8Array | 
  * a generator: the small-request fast path of both sidecars.
  */
 export async function sealSingleRecord(dir: DirectionState, header: EnvelopeHeader, plaintext: Uint8Array): Promise<Uint8Array> {
-  const [prefix, ct] = (await new RecordSealer(dir, header, Math.max(1, plaintext.length)).sealRecords([plaintext], true)) as [Uint8Array, Uint8Array];
-  const out = new Uint8Array(header.bytes.length + prefix.length + ct.length);
-  out.set(header.bytes, 0);
-  out.set(prefix, header.bytes.length);
-  out.set(ct, header.bytes.length + prefix.length);
-  return out;
+  const record = await new RecordSealer(dir, header, Math.max(1, plaintext.length)).sealRecords([plaintext], true);
+  return concatBytes(header.bytes, ...record);
 }
 
 /** How many body chunks may be sealing at once. */

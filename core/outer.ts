@@ -10,16 +10,14 @@
  */
 import type { AeadBackend } from './aead.ts';
 import type { KdfBackend } from './kdf.ts';
-import type { RequestHead, ResponseHead } from './bhttp.ts';
+import { encodeRequestHead, type RequestHead, type ResponseHead } from './bhttp.ts';
 import { ByteReader, type ByteSource } from './bytereader.ts';
-import { timingSafeEqual, toHex } from './bytes.ts';
+import { concatBytes, timingSafeEqual, toHex } from './bytes.ts';
 import type { PublicKeyHandle, RsaBackend } from './crypto.ts';
 import { ExchangeFailedError, MalformedError, ReplayError, SwsError, TruncatedError } from './errors.ts';
 import { finishExchange, startExchange, type ExchangeConfirmation, type ExchangeUser, type PendingExchange, type RequestedLimits } from './exchange.ts';
 import { KeyRotation, type ExchangeReason, type RekeyDecision, type RekeyPolicy, type SessionUsage } from './keyrotation.ts';
 import { packSessionKeys } from './keyschedule.ts';
-import { encodeRequestHead } from './bhttp.ts';
-import { concatBytes } from './bytes.ts';
 import { openResponse, openResponseAtHand, sealRequest, sealSingleRecord, singleRecordPlaintext, type BodySource, type MessageAtHand, type OpenedMessage } from './messages.ts';
 import { encodeEnvelopeHeader, ENVELOPE_HEADER_LENGTH, KeyStates, MessageTypes, parseEnvelopeHeader, type EnvelopeHeader } from './wire.ts';
 

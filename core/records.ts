@@ -169,7 +169,7 @@ export class RecordOpener {
   #multi = false;
 
   constructor(dir: DirectionState, header: EnvelopeHeader, reader: ByteReader, maxPlaintext: number = RECORD_DEFAULTS.maxPlaintext, depth = 8) {
-    if (!Number.isInteger(maxPlaintext) || maxPlaintext < 1 || maxPlaintext > RECORD_DEFAULTS.hardMaxPlaintext) throw new RangeError('max record size out of range');
+    checkMaxPlaintext(maxPlaintext);
     this.#dir = dir;
     this.#header = header;
     this.#reader = reader;
@@ -237,6 +237,11 @@ export class RecordOpener {
   }
 }
 
+/** A receiver's largest accepted record plaintext must be a whole number within the hard limit (a configuration mistake otherwise). */
+function checkMaxPlaintext(maxPlaintext: number): void {
+  if (!Number.isInteger(maxPlaintext) || maxPlaintext < 1 || maxPlaintext > RECORD_DEFAULTS.hardMaxPlaintext) throw new RangeError('max record size out of range');
+}
+
 /** A record's Final-and-Length word, checked before anything is allocated or read. */
 function recordPrefix(word: number, maxCiphertext: number): { final: boolean; length: number } {
   const final = (word & FINAL_BIT) !== 0;
@@ -269,7 +274,7 @@ async function openRecord(dir: DirectionState, header: EnvelopeHeader, ciphertex
  * final record, and the bytes may not end before it.
  */
 export async function openRecordsAtHand(dir: DirectionState, header: EnvelopeHeader, bytes: Uint8Array, maxPlaintext: number, onRecord: (rec: OpenedRecord) => void): Promise<void> {
-  if (!Number.isInteger(maxPlaintext) || maxPlaintext < 1 || maxPlaintext > RECORD_DEFAULTS.hardMaxPlaintext) throw new RangeError('max record size out of range');
+  checkMaxPlaintext(maxPlaintext);
   let off = 0;
   for (let index = 0; ; index++) {
     if (index > MAX_INDEX) throw new SessionLimitError('too many records in one message');

@@ -16,11 +16,11 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { aclEngine, openStore, sites, SqliteExchangeReplayGuard, type AclEngine, type Site, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { endWith, isAtHand, writeBody, writeWhole } from '../sidecar-shared/write.ts';
+import { AT_HAND_ENVELOPE, endWith, isAtHand, writeBody, writeWhole } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { nodeRsa } from '../sidecar-shared/node-rsa.ts';
-import { ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
+import { declaredLength, ENVELOPE_NO_STORE, fieldsFromRecord } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
 import { AccessLog } from '../sidecar-shared/accesslog.ts';
@@ -37,7 +37,7 @@ import { aclRules } from '../store/index.ts';
 /** Responses no longer than this are sealed with their head in one record (1 AES call). */
 const SMALL_BODY = 32 * 1024;
 /** Sent sealed in one write; a larger body at hand (a big cache hit) still streams record by record, never copied whole. */
-const isSmall = (body: BodySource): boolean => isAtHand(body) && (body?.length ?? 0) <= SMALL_BODY;
+const isSmall = (body: BodySource): body is Uint8Array | null => isAtHand(body) && (body?.length ?? 0) <= SMALL_BODY;
 
 interface InFlight {
   readonly user: string;
@@ -269,7 +269,7 @@ export class InnerSidecar {
    */
   async #sendSealed(res: ServerResponse, keyState: string, r: InnerRequest, head: ResponseHead, body: BodySource): Promise<void> {
     if (isSmall(body)) {
-      const whole = await r.respondAtHand(head, body as Uint8Array | null);
+      const whole = await r.respondAtHand(head, body);
       if (whole) {
         if (!res.headersSent) res.writeHead(200, { ...this.#envelopeHeaders(keyState), 'content-length': String(whole.length) });
         return endWith(res, whole);
@@ -383,12 +383,11 @@ export class InnerSidecar {
       const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, controller.signal);
       const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>, (n) => n === ACL_EPOCH_HEADER) };
       const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || (up.statusCode >= 100 && up.statusCode < 200);
-      const declared = Number(up.headers['content-length']);
       let respBody: Uint8Array | AsyncIterable<Uint8Array> | null;
       if (noBody) {
         await up.body.dump();
         respBody = null;
-      } else if (Number.isFinite(declared) && declared <= SMALL_BODY) {
+      } else if (declaredLength(up.headers['content-length']) <= SMALL_BODY) {
         respBody = new Uint8Array(await up.body.arrayBuffer());
       } else {
         respBody = up.body;
@@ -518,14 +517,10 @@ async function drainEmpty(r: InnerRequest): Promise<void> {
   for await (const c of r.body) if (c.length > 0) throw unexpected();
 }
 
-/** Envelopes up to this size are read whole (every request the outer had at hand is far smaller). */
-const AT_HAND_ENVELOPE = 128 * 1024;
-
-/** The declared length of an envelope small enough to read whole, else undefined (stream it). */
+/** The declared length of an envelope small enough to read whole (every request the outer had at hand is), else undefined: stream it. */
 function atHandLength(req: IncomingMessage): number | undefined {
-  const cl = req.headers['content-length'];
-  if (cl === undefined || req.headers['transfer-encoding'] !== undefined || !/^\d{1,6}$/.test(cl)) return undefined;
-  const n = Number(cl);
+  if (req.headers['transfer-encoding'] !== undefined) return undefined;
+  const n = declaredLength(req.headers['content-length']);
   return n <= AT_HAND_ENVELOPE ? n : undefined;
 }
 

@@ -19,11 +19,11 @@ import { ENVELOPE_PATH, HeaderNames, KeyStates, MEDIA_TYPE, PROTOCOL_VERSION } f
 import { innerServers, openStore, outerUsers, type InnerServer, type Store } from '../store/index.ts';
 import { createAdminServer } from '../sidecar-shared/admin.ts';
 import { drainAndClose, flushLog } from '../sidecar-shared/lifecycle.ts';
-import { collect, endWith, isAtHand, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
+import { AT_HAND_ENVELOPE, collect, endWith, isAtHand, ResponseClosedError, writeBody } from '../sidecar-shared/write.ts';
 import { nodeAead } from '../sidecar-shared/node-aead.ts';
 import { nodeKdf } from '../sidecar-shared/node-kdf.ts';
 import { nodeRsa } from '../sidecar-shared/node-rsa.ts';
-import { endToEndFields, flatFields } from '../sidecar-shared/headers.ts';
+import { declaredLength, endToEndFields, fieldValue, flatFields } from '../sidecar-shared/headers.ts';
 import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
 import { AccessLog } from '../sidecar-shared/accesslog.ts';
@@ -37,8 +37,6 @@ import { Portal } from './portal.ts';
 
 /** Request bodies up to this size are read whole: one record, and safe to retry. */
 const SMALL_BODY = 60 * 1024;
-/** Answers whose envelope declares at most this many octets are read whole and opened in memory. */
-const AT_HAND_ENVELOPE = 128 * 1024;
 /** Largest refusal document read from the inner. */
 const MAX_PROBLEM = 16 * 1024;
 
@@ -577,15 +575,6 @@ async function sendBody(res: ServerResponse, body: Uint8Array | AsyncIterable<Ui
   await writeBody(res, body);
 }
 
-/** A declared Content-Length, or Infinity when there is none (or an invalid one). */
-function declaredLength(value: string | string[] | undefined): number {
-  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : Infinity;
-}
-
-function fieldValue(fields: readonly FieldLine[], name: string): string | undefined {
-  for (const [n, v] of fields) if (n === name) return v;
-  return undefined;
-}
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

@@ -69,6 +69,11 @@ export function flatFields(fields: readonly FieldLine[]): string[] {
   return out;
 }
 
+/** A declared Content-Length (a string of 1–15 digits), or Infinity when there is none or it is not one. */
+export function declaredLength(value: string | string[] | undefined): number {
+  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : Infinity;
+}
+
 export function fieldValue(fields: readonly FieldLine[], name: string): string | undefined {
   for (const [n, v] of fields) if (n === name) return v;
   return undefined;

@@ -39,6 +39,9 @@ export async function writeBody(res: ServerResponse, chunks: AsyncIterable<Uint8
   });
 }
 
+/** Envelopes (requests at the inner, answers at the outer) that declare at most this many octets are read whole and opened in memory. */
+export const AT_HAND_ENVELOPE = 128 * 1024;
+
 /** A body that is absent or whole in memory (small enough to have been read at once): it can be sent in one write and replayed. */
 export function isAtHand(body: Uint8Array | AsyncIterable<Uint8Array> | null): body is Uint8Array | null {
   return body === null || body instanceof Uint8Array;
