@@ -172,18 +172,30 @@ test('flush on size: a batch past the size limit is handed over at once, without
   assert.equal(ours.lines().length, written);
 });
 
-test('flush on timer: a lone line reaches the destination within the batch delay', async (t) => {
+/** Resolves once `cond` holds; a readiness probe rather than a sleep (the timer may run late on a loaded machine). */
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    assert.ok(Date.now() < end, `${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+test('flush on timer: a lone line reaches the destination by itself once the batch delay passed', async (t) => {
   const ours = capture();
   const batch = new AccessBatch(ours);
+  const appendedAt = performance.now();
   batch.append('{"a":1}\n');
   assert.equal(ours.writes.length, 0);
-  await new Promise((r) => setTimeout(r, BATCH_DELAY_MS + 50));
+  await until(() => ours.writes.length > 0, 'the timer flush');
+  // Held for the batch delay (timers may round down by a millisecond), not flushed on the next turn.
+  assert.ok(performance.now() - appendedAt >= BATCH_DELAY_MS - 2, 'the line waited for the batch delay');
   assert.deepEqual(ours.writes, ['{"a":1}\n']);
   // Through the logger too.
   const { access, ours: sink } = pair(t);
   access.write(outerRecord);
   assert.equal(sink.writes.length, 0);
-  await new Promise((r) => setTimeout(r, BATCH_DELAY_MS + 50));
+  await until(() => sink.writes.length > 0, 'the timer flush through the logger');
   assert.equal(sink.lines().length, 1);
 });
 
