@@ -3,8 +3,11 @@
  * node:http server that forwards each request with an undici keep-alive Pool, streaming both
  * bodies, no crypto, no logging. Two of these in a row make the pair.
  *
+ *   node dist/ID/forwarder.mjs --upstream http://127.0.0.1:PORT      (npm run build; what the benchmark runs)
  *   node --import tsx bench/forwarder.ts --upstream http://127.0.0.1:PORT
  *
+ * The benchmark runs it precompiled by scripts/build.mjs, as the sidecars run (harness.ts
+ * nodeScript), so neither side pays for tsx; SWS_BUILD=never runs both through tsx.
  * Accepts origin-form and absolute-form targets. Prints {"port":N} when listening.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';

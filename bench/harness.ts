@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { builtEntry } from '../bin/built.js';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 
@@ -53,6 +54,19 @@ export function cleanup(): Promise<void> {
     }
   })();
   return cleaning;
+}
+
+/** Runs a benchmark's `main`: signal handlers first, then exit code 1 on error, and always `cleanup()`. */
+export async function runBenchmark(main: () => Promise<void>): Promise<void> {
+  installSignalHandlers();
+  try {
+    await main();
+  } catch (e) {
+    console.error(e);
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
 }
 
 let signalsInstalled = false;
@@ -125,9 +139,23 @@ export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<v
   clearTimeout(t);
 }
 
-/** Node child running a TypeScript file of bench/ (through tsx); resolves with its first JSON stdout line. */
+/**
+ * How a script of bench/ runs: its precompiled build (scripts/build.mjs; the forwarder has one,
+ * so it runs as plain JavaScript like the sidecars) when fresh and $SWS_BUILD is not `never`,
+ * else through tsx. Returns node's arguments before the script's own.
+ */
+export function nodeScript(file: string): { argv: string[]; built: boolean } {
+  const name = file.replace(/\.ts$/, '');
+  const mode = process.env.SWS_BUILD || 'auto';
+  const build = mode === 'never' ? undefined : builtEntry(new URL('..', pathToFileURL(BENCH_DIR)), name);
+  if (build?.url !== undefined) return { argv: [fileURLToPath(build.url)], built: true };
+  if (mode === 'require' && name === 'forwarder') throw new Error(`SWS_BUILD=require but ${build?.why}: run \`npm run build\``);
+  return { argv: ['--import', 'tsx', join(BENCH_DIR, file)], built: false };
+}
+
+/** Node child running a TypeScript file of bench/ (see nodeScript); resolves with its first JSON stdout line. */
 export async function startNodeScript(file: string, args: readonly string[], nodeArgs: readonly string[] = []): Promise<{ proc: Started; info: Record<string, unknown> }> {
-  const proc = startProcess(process.execPath, [...nodeArgs, '--import', 'tsx', join(BENCH_DIR, file), ...args], { cwd: join(BENCH_DIR, '..') });
+  const proc = startProcess(process.execPath, [...nodeArgs, ...nodeScript(file).argv, ...args], { cwd: join(BENCH_DIR, '..') });
   const info = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buf = '';
     const onData = (d: Buffer) => {

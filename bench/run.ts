@@ -18,11 +18,11 @@ import { constants, KeyObject, privateDecrypt, sign as nodeCryptoSign } from 'no
 import { closeSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_DIR, cleanup, ensureTools, fmtNum, installSignalHandlers, memOf, sleep, startNodeScript, stat, tempDir, type Stat } from './harness.ts';
+import { BENCH_DIR, ensureTools, fmtNum, memOf, runBenchmark, sleep, startNodeScript, stat, tempDir, type Stat } from './harness.ts';
 import { download, probe, upload, wrk } from './load.ts';
 import { makeCerts } from './peers.ts';
 import { render, writeReport, type MemResult, type Report, type RsaResult, type SetupResult, type SmallResult } from './report.ts';
-import { directSetup, forwarderSetup, nginxSetup, stunnelSetup, swsSetup, type Running, type Setup } from './setups.ts';
+import { directSetup, forwarderSetup, NODE_FLAGS, nginxSetup, stunnelSetup, swsSetup, type Running, type Setup } from './setups.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -212,7 +212,6 @@ function facts(): [string, string][] {
 }
 
 async function main(): Promise<void> {
-  installSignalHandlers();
   const started = Date.now();
   ensureTools({ nginx: 'nginx', stunnel: 'stunnel4', wrk: 'wrk', curl: 'curl', openssl: 'openssl' });
   const dir = tempDir('sws-bench-');
@@ -305,7 +304,7 @@ async function main(): Promise<void> {
     method: [
       'All on loopback, one machine; every process competes for the same cores (the load generator, the origin and both hops).',
       'Origin: one Node process (node:http, bench/origin.ts) for every setup. Layout for every proxy pair: client → hop1 (plain HTTP) → hop2 → origin; the hop1 → hop2 leg is mutual TLS 1.3 for nginx and stunnel (RSA-2048 certificates made by openssl for this run), sws envelopes for sws, plain HTTP for the Node forwarder.',
-      'Node forwarder: two processes of bench/forwarder.ts (node:http server + undici Pool, streaming, no logging). nginx: one worker process per hop, keep-alive upstreams, access log on, no disk buffering. stunnel: one process per side.',
+      `Node forwarder: two processes of bench/forwarder.ts (node:http server + undici Pool, streaming, no logging), compiled by esbuild like the sidecars (npm run build). The forwarder and both sws sidecars run with node ${NODE_FLAGS.join(' ')}, the container image's setting.` + ' nginx: one worker process per hop, keep-alive upstreams, access log on, no disk buffering. stunnel: one process per side.',
       `sws: the real CLI-built chain (test/helpers/e2e.ts), default settings (info logs: one access line per request on each sidecar), Basic proxy authentication, absolute-form requests. \`count:100\` and \`request\` run on fresh sidecars over the same data dirs.`,
       'Every setup is started first and stays up; the runs are then interleaved round by round (each round: every setup in turn), so outside load falls on all setups alike.',
       `Raw RSA: RSA-2048 in the benchmark process (PSS-SHA256 sign, OAEP-SHA256 decrypt), the faster of WebCrypto and node:crypto (what the sidecars use) for each figure, 1 and ${Math.max(4, cpus().length * 2)} in flight, ${CFG.rsaSeconds} s each, one sample after every round of small requests (same conditions as the chain).`,
@@ -331,11 +330,4 @@ async function main(): Promise<void> {
   if (results.some((r) => r.error)) process.exitCode = 1;
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(e);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBenchmark(main);

@@ -41,6 +41,13 @@ export function directSetup(originPort: number): Setup {
   };
 }
 
+/**
+ * V8 flags every Node process of the comparison runs with: what the container image sets for the
+ * sidecars (Dockerfile NODE_OPTIONS; docs/PERFORMANCE.md "Memory"), given to the forwarder as well
+ * so that the two are measured on equal terms.
+ */
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+
 export function forwarderSetup(originPort: number): Setup {
   return {
     name: 'Node forwarder',
@@ -48,9 +55,9 @@ export function forwarderSetup(originPort: number): Setup {
     start: async () => {
       const hops: Started[] = [];
       try {
-        const h2 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${originPort}`]);
+        const h2 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${originPort}`], NODE_FLAGS);
         hops.push(h2.proc);
-        const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`]);
+        const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`], NODE_FLAGS);
         hops.push(h1.proc);
         return {
           target: plainTarget(h1.info.port as number),
@@ -108,7 +115,7 @@ export function quiet(p: SidecarProcess): void {
 /**
  * The sws chain, built through the real CLI by the e2e helpers (startChain: inner init, site,
  * users, keys, grants, server; both sidecars on OS-chosen loopback ports), outer `--rekey POLICY`.
- * `env` reaches both sidecars (e.g. NODE_OPTIONS for --cpu-prof).
+ * `env` reaches both sidecars; its NODE_OPTIONS are added to NODE_FLAGS.
  */
 export function swsSetup(originUrl: string, policy: string, env: NodeJS.ProcessEnv = {}): Setup {
   return {
@@ -116,7 +123,8 @@ export function swsSetup(originUrl: string, policy: string, env: NodeJS.ProcessE
     kind: 'sws',
     policy,
     start: async () => {
-      const chain = await startChain({ originUrl, host: HOST, rekey: policy, env });
+      const nodeOptions = [...NODE_FLAGS, env.NODE_OPTIONS ?? ''].join(' ').trim();
+      const chain = await startChain({ originUrl, host: HOST, rekey: policy, env: { ...env, NODE_OPTIONS: nodeOptions } });
       let stopped = false;
       const stop = async () => {
         if (stopped) return;

@@ -19,32 +19,22 @@ import { ExistsError, NotFoundError, NotInitializedError, UsageError } from './e
 import { openSealedKey, publicKeyInfo } from './keys.ts';
 import { check, userNameSchema } from './validate.ts';
 import { trustAnchor, type TrustAnchor } from './certcheck.ts';
-import {
-  certificatePem,
-  cnName,
-  commonName,
-  importX509PublicKey,
-  importX509SigningKey,
-  normalizeSerial,
-  parseCertificate,
-  parseCsr,
-  randomSerial,
-  serverNames,
-  sha256Hex,
-  spkiOf,
-  X509_SIGNING,
-  x509,
-} from './x509.ts';
+import type { x509 } from './x509.ts';
 import { KeyFormatError } from '../core/errors.ts';
 
+// @peculiar/x509 loads when a method needs it, not with this module: the inner reads its
+// trust anchors and revocations from here at start-up without parsing a certificate.
+const loadX509 = () => import('./x509.ts');
+
+/** CRLReason codes (RFC 5280 §5.3.1), the values of x509.X509CrlReason (store/lazy.test.ts). */
 export const REVOCATION_REASONS = {
-  unspecified: x509.X509CrlReason.unspecified,
-  keyCompromise: x509.X509CrlReason.keyCompromise,
-  caCompromise: x509.X509CrlReason.cACompromise,
-  affiliationChanged: x509.X509CrlReason.affiliationChanged,
-  superseded: x509.X509CrlReason.superseded,
-  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
-  privilegeWithdrawn: x509.X509CrlReason.privilegeWithdrawn,
+  unspecified: 0,
+  keyCompromise: 1,
+  caCompromise: 2,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  privilegeWithdrawn: 9,
 } as const;
 export type RevocationReason = keyof typeof REVOCATION_REASONS;
 
@@ -105,7 +95,7 @@ export interface CertificateAuthority {
   /** Hex SHA-256 of the CA's SPKI (its issuer identity in the revocation list). */
   keyId(): string;
   sign(input: SignInput): Promise<IssuedCertificate>;
-  issued(): IssuedCertificate[];
+  issued(): Promise<IssuedCertificate[]>;
   /** Revokes a certificate of this CA by serial, or any trusted CA's certificate given in full. */
   revoke(input: { serial?: string | undefined; certPem?: string | undefined; reason?: RevocationReason | undefined }): Promise<Revocation>;
   revocations(): Revocation[];
@@ -158,7 +148,7 @@ interface TrustedRow {
 
 const toRevocation = (r: RevocationRow): Revocation => ({ issuerKeyId: r.issuer_key_id, serial: r.serial, reason: r.reason as RevocationReason, revokedAt: r.revoked_at });
 const toTrusted = (r: TrustedRow): TrustedCa => ({ fingerprint: r.fingerprint, keyId: r.key_id, subject: r.subject, certPem: r.cert_pem, addedAt: r.added_at });
-const toIssued = (r: IssuedRow): IssuedCertificate => ({
+const toIssued = (commonName: (subject: string) => string | undefined, r: IssuedRow): IssuedCertificate => ({
   serial: r.serial,
   subject: r.subject,
   user: commonName(r.subject) ?? '',
@@ -192,6 +182,7 @@ export function certificateAuthority(store: Store): CertificateAuthority {
     return r;
   };
   const signer = async (r: CaRow) => {
+    const { importX509SigningKey, parseCertificate } = await loadX509();
     const pkcs8 = await openSealedKey(await store.masterKey(), r.private_key_sealed, caKeyContext(r.key_id));
     try {
       return { key: await importX509SigningKey(pkcs8), cert: parseCertificate(r.cert_pem) };
@@ -207,6 +198,7 @@ export function certificateAuthority(store: Store): CertificateAuthority {
     async init(opts = {}) {
       const old = row();
       if (old && !opts.force) throw new ExistsError('this inner already has a certificate authority; add --force to replace it (certificates it issued stop being accepted)');
+      const { certificatePem, cnName, importX509PublicKey, importX509SigningKey, randomSerial, sha256Hex, X509_SIGNING, x509 } = await loadX509();
       const bits = opts.bits ?? 3072;
       const name = opts.name ?? 'sws inner CA';
       const kp = await generateRsaKeyPair(bits);
@@ -246,6 +238,7 @@ export function certificateAuthority(store: Store): CertificateAuthority {
     keyId: () => need().key_id,
 
     async sign(input) {
+      const { certificatePem, cnName, commonName, importX509PublicKey, normalizeSerial, parseCsr, randomSerial, serverNames, spkiOf, X509_SIGNING, x509 } = await loadX509();
       const r = need();
       let spki: Uint8Array;
       let user = input.user;
@@ -322,9 +315,10 @@ export function certificateAuthority(store: Store): CertificateAuthority {
       return { serial: s, subject: cert.subject, user, keyId: keyInfo.keyId, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), certPem, issuedAt: now, revoked: false };
     },
 
-    issued() {
+    async issued() {
       const r = row();
       if (!r) return [];
+      const { commonName } = await loadX509();
       return i.read(() =>
         (
           i
@@ -332,11 +326,12 @@ export function certificateAuthority(store: Store): CertificateAuthority {
               'SELECT c.*, EXISTS (SELECT 1 FROM cert_revocations v WHERE v.issuer_key_id = c.issuer_key_id AND v.serial = c.serial) AS revoked FROM ca_issued c WHERE c.issuer_key_id = ? ORDER BY c.issued_at, c.serial',
             )
             .all(r.key_id) as IssuedRow[]
-        ).map(toIssued),
+        ).map((row) => toIssued(commonName, row)),
       );
     },
 
     async revoke(input) {
+      const { normalizeSerial, parseCertificate } = await loadX509();
       const reason = input.reason ?? 'unspecified';
       if (!(reason in REVOCATION_REASONS)) throw new UsageError(`allowed reasons are ${Object.keys(REVOCATION_REASONS).join(', ')}`, '--reason');
       let issuerKeyId: string;
@@ -380,12 +375,13 @@ export function certificateAuthority(store: Store): CertificateAuthority {
     },
 
     async crl(opts = {}) {
+      const { certificatePem, X509_SIGNING, x509 } = await loadX509();
       const r = need();
       const { key, cert } = await signer(r);
       const entries = (i.read(() => i.prepare('SELECT * FROM cert_revocations WHERE issuer_key_id = ? ORDER BY serial').all(r.key_id)) as RevocationRow[]).map((v) => ({
         serialNumber: v.serial.length % 2 ? `0${v.serial}` : v.serial,
         revocationDate: new Date(v.revoked_at),
-        reason: REVOCATION_REASONS[v.reason as RevocationReason] ?? x509.X509CrlReason.unspecified,
+        reason: REVOCATION_REASONS[v.reason as RevocationReason] ?? REVOCATION_REASONS.unspecified,
       }));
       const thisUpdate = new Date(Math.floor(Date.now() / 1000) * 1000);
       const crl = await x509.X509CrlGenerator.create({
@@ -401,6 +397,7 @@ export function certificateAuthority(store: Store): CertificateAuthority {
     },
 
     async importCrl(pem) {
+      const { normalizeSerial, x509 } = await loadX509();
       const m = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/.exec(pem);
       if (!m) throw new KeyFormatError('expected a PEM block "-----BEGIN X509 CRL-----"');
       let crl: x509.X509Crl;
@@ -427,6 +424,7 @@ export function certificateAuthority(store: Store): CertificateAuthority {
     },
 
     async trust(pem) {
+      const { certificatePem, x509 } = await loadX509();
       const a = await trustAnchor(pem);
       const bc = a.cert.getExtension(x509.BasicConstraintsExtension);
       if (!bc?.ca) throw new UsageError('the certificate is not a CA certificate (basicConstraints cA is not set)', 'FILE');

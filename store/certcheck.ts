@@ -15,8 +15,13 @@
  * Each refusal has its own stable code (and so its own `sws_rejections_total{code}` label).
  */
 import { SwsError } from '../core/errors.ts';
-import { commonName, normalizeSerial, parseCertificate, pemCertificates, sha256Hex, spkiOf, x509 } from './x509.ts';
+import type { x509 } from './x509.ts';
 import { KeyFormatError } from '../core/errors.ts';
+
+// @peculiar/x509 (~10-15 MiB of RSS) loads on the first certificate, not with this module:
+// an inner whose users all have plain keys never loads it.
+const loadX509 = () => import('./x509.ts');
+type X509Module = Awaited<ReturnType<typeof loadX509>>;
 
 export const CertErrorCodes = {
   /** Now is after the certificate's (or an issuing CA's) notAfter. */
@@ -52,6 +57,7 @@ export interface TrustAnchor {
 }
 
 export async function trustAnchor(pem: string): Promise<TrustAnchor> {
+  const { parseCertificate, sha256Hex, spkiOf } = await loadX509();
   const cert = parseCertificate(pem);
   return { cert, fingerprint: await sha256Hex(new Uint8Array(cert.rawData)), keyId: await sha256Hex(spkiOf(cert)), subject: cert.subject };
 }
@@ -86,7 +92,7 @@ export interface CertificateAnalysis {
 const ANY_EKU = '2.5.29.37.0';
 const MAX_PATH = 6;
 
-function usageError(cert: x509.X509Certificate, role: 'user' | 'ca'): string | undefined {
+function usageError({ x509 }: X509Module, cert: x509.X509Certificate, role: 'user' | 'ca'): string | undefined {
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   const ku = cert.getExtension(x509.KeyUsagesExtension);
   if (role === 'ca') {
@@ -110,7 +116,7 @@ async function signedBy(cert: x509.X509Certificate, issuer: x509.X509Certificate
   }
 }
 
-async function element(cert: x509.X509Certificate, issuer: x509.X509Certificate, role: PathElement['role']): Promise<PathElement> {
+async function element({ normalizeSerial, sha256Hex, spkiOf }: X509Module, cert: x509.X509Certificate, issuer: x509.X509Certificate, role: PathElement['role']): Promise<PathElement> {
   return {
     serial: normalizeSerial(cert.serialNumber),
     issuerKeyId: await sha256Hex(spkiOf(issuer)),
@@ -126,6 +132,8 @@ async function element(cert: x509.X509Certificate, issuer: x509.X509Certificate,
  * to one of `anchors`. Throws KeyFormatError only for input that is not a certificate at all.
  */
 export async function analyzeCertificate(pem: string, anchors: readonly TrustAnchor[]): Promise<CertificateAnalysis> {
+  const X = await loadX509();
+  const { commonName, normalizeSerial, parseCertificate, pemCertificates, sha256Hex, spkiOf } = X;
   const blocks = pemCertificates(pem);
   if (blocks.length === 0) throw new KeyFormatError('expected a PEM block "-----BEGIN CERTIFICATE-----"');
   const [leaf, ...intermediates] = blocks.map(parseCertificate) as [x509.X509Certificate, ...x509.X509Certificate[]];
@@ -137,16 +145,16 @@ export async function analyzeCertificate(pem: string, anchors: readonly TrustAnc
     notBefore: leaf.notBefore.getTime(),
     notAfter: leaf.notAfter.getTime(),
   };
-  const leafUsage = usageError(leaf, 'user');
+  const leafUsage = usageError(X, leaf, 'user');
   const path: PathElement[] = [];
   let current = leaf;
   let role: PathElement['role'] = 'user';
   for (let depth = 0; depth < MAX_PATH; depth++) {
     for (const a of anchors) {
       if (await signedBy(current, a.cert)) {
-        path.push(await element(current, a.cert, role));
+        path.push(await element(X, current, a.cert, role));
         path.push({ serial: normalizeSerial(a.cert.serialNumber), issuerKeyId: '', notBefore: a.cert.notBefore.getTime(), notAfter: a.cert.notAfter.getTime(), role: 'anchor', subject: a.subject });
-        const caUsage = role === 'intermediate' ? usageError(current, 'ca') : undefined;
+        const caUsage = role === 'intermediate' ? usageError(X, current, 'ca') : undefined;
         const why = leafUsage ?? caUsage;
         return { ...base, anchor: a.fingerprint, path, structural: why ? new CertificateError(CertErrorCodes.USAGE, why) : undefined };
       }
@@ -155,10 +163,10 @@ export async function analyzeCertificate(pem: string, anchors: readonly TrustAnc
     for (const c of intermediates) if (c !== current && (await signedBy(current, c))) next = c;
     if (!next) break;
     if (role === 'intermediate') {
-      const why = usageError(current, 'ca');
+      const why = usageError(X, current, 'ca');
       if (why) return { ...base, anchor: undefined, path, structural: new CertificateError(CertErrorCodes.USAGE, why) };
     }
-    path.push(await element(current, next, role));
+    path.push(await element(X, current, next, role));
     current = next;
     role = 'intermediate';
   }

@@ -119,9 +119,9 @@ export function register(program: Command, ctx: CliContext): void {
         cmd,
         ctx,
         'inner',
-        (store) => {
+        async (store) => {
           const c = certificateAuthority(store);
-          return { exists: c.exists(), keyId: c.exists() ? c.keyId() : undefined, issued: c.issued(), trusted: c.trusted(), revocations: c.revocations() };
+          return { exists: c.exists(), keyId: c.exists() ? c.keyId() : undefined, issued: await c.issued(), trusted: c.trusted(), revocations: c.revocations() };
         },
         { readonly: true },
       );

@@ -9,9 +9,7 @@
  * clash with the data dir exits 2 before anything listens, and changes nothing (one transaction).
  */
 import type { Command } from 'commander';
-import { readConfigFile, warningsFor } from '../../config/index.ts';
 import { UsageError, type Role } from '../../store/index.ts';
-import { applyConfig, describeChange, summaryLine } from './apply.ts';
 import type { CliContext } from './common.ts';
 
 export interface StartConfigFlags {
@@ -34,6 +32,8 @@ export async function applyStartConfig(opts: StartConfigFlags, role: Role, cmd: 
     if (opts.init) throw new UsageError('--init creates the data dir for a --config file; give --config FILE (or run sws inner|outer init)', '--init');
     return;
   }
+  // Loaded only with --config: a sidecar started without one never loads the YAML parser.
+  const [{ readConfigFile, warningsFor }, { applyConfig, describeChange, summaryLine }] = await Promise.all([import('../../config/index.ts'), import('./apply.ts')]);
   const input = readConfigFile(opts.config, ctx.cwd, '--config');
   const o = await applyConfig(input, cmd, ctx, { dryRun: false, prune: opts.prune ?? false, init: opts.init ?? false, role, flag: '--config' });
   if (o.initialized) ctx.note(o.initialized);
