@@ -18,7 +18,7 @@ import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { PASSWORDS, startChain, SWS } from '../test/helpers/e2e.ts';
 import { formatRows, summarize } from './cpuprofile.ts';
-import { cleanup, installSignalHandlers, onCleanup, startNodeScript, startProcess, tempDir, type Started } from './harness.ts';
+import { onCleanup, runBenchmark, startNodeScript, startProcess, tempDir, type Started } from './harness.ts';
 import { download, probe, upload, wrk, type Target } from './load.ts';
 
 const argv = process.argv.slice(2);
@@ -47,6 +47,8 @@ interface ThreadCpu {
   /** read and write system calls so far (/proc/PID/io). */
   syscr: number;
   syscw: number;
+  /** Minor page faults, all threads (the kernel maps a page on first touch: heap growth, fresh buffers). */
+  minflt: number;
 }
 
 /**
@@ -56,13 +58,19 @@ interface ThreadCpu {
  */
 function threadCpu(pid: number): ThreadCpu {
   const hz = 100;
-  const out: ThreadCpu = { main: 0, pool: 0, other: 0, sys: 0, syscr: 0, syscw: 0 };
+  const out: ThreadCpu = { main: 0, pool: 0, other: 0, sys: 0, syscr: 0, syscw: 0, minflt: 0 };
   try {
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
     out.syscr = Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0);
     out.syscw = Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? 0);
   } catch {
     // not readable
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    out.minflt = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    // gone
   }
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
@@ -81,7 +89,7 @@ function threadCpu(pid: number): ThreadCpu {
   return out;
 }
 
-const diff = (a: ThreadCpu, b: ThreadCpu): ThreadCpu => ({ main: b.main - a.main, pool: b.pool - a.pool, other: b.other - a.other, sys: b.sys - a.sys, syscr: b.syscr - a.syscr, syscw: b.syscw - a.syscw });
+const diff = (a: ThreadCpu, b: ThreadCpu): ThreadCpu => ({ main: b.main - a.main, pool: b.pool - a.pool, other: b.other - a.other, sys: b.sys - a.sys, syscr: b.syscr - a.syscr, syscw: b.syscw - a.syscw, minflt: b.minflt - a.minflt });
 
 /** `node [nodeArgs] bin/sws.js ARGS --listen … --admin-listen …`, resolved on its "listening" log line. */
 async function startProfiled(role: 'inner' | 'outer', args: string[], listen: string, profDir: string): Promise<{ proc: Started; listen: string }> {
@@ -120,7 +128,7 @@ function profileOf(dir: string, pid: number): string | undefined {
 
 function report(title: string, role: string, file: string | undefined, cpu: ThreadCpu, window: { fromUs: number; toUs: number }, units: number, unit: string): void {
   const per = (s: number) => `${((s * 1e6) / units).toFixed(0)} µs/${unit}`;
-  console.log(`\n=== ${title} — ${role}: CPU ${per(cpu.main + cpu.pool + cpu.other)} (main thread ${per(cpu.main)}, other threads ${per(cpu.pool + cpu.other)}; in the kernel ${per(cpu.sys)}); ${(cpu.syscw / units).toFixed(1)} write and ${(cpu.syscr / units).toFixed(1)} read system calls/${unit}`);
+  console.log(`\n=== ${title} — ${role}: CPU ${per(cpu.main + cpu.pool + cpu.other)} (main thread ${per(cpu.main)}, other threads ${per(cpu.pool + cpu.other)}; in the kernel ${per(cpu.sys)}); ${(cpu.syscw / units).toFixed(1)} write and ${(cpu.syscr / units).toFixed(1)} read system calls/${unit}; ${(cpu.minflt / units).toFixed(2)} minor page faults/${unit}`);
   if (!file) {
     if (PROFILE) console.log('(no profile written)');
     return;
@@ -152,7 +160,6 @@ function report(title: string, role: string, file: string | undefined, cpu: Thre
 }
 
 async function main(): Promise<void> {
-  installSignalHandlers();
   const out = opt('out', tempDir('sws-profile-'));
   const work = tempDir('sws-profile-work-');
   const origin = await startNodeScript('origin.ts', []);
@@ -229,15 +236,8 @@ async function main(): Promise<void> {
   for (const [i, hop] of ['hop1', 'hop2'].entries()) {
     const sm = diff(f0[i]!, f1[i]!);
     const bk = diff(g0[i]!, g1[i]!);
-    console.log(`${hop}: ${((tot(sm) * 1e6) / w.requests).toFixed(0)} µs CPU/request (main ${((sm.main * 1e6) / w.requests).toFixed(0)}, kernel ${((sm.sys * 1e6) / w.requests).toFixed(0)}), ${(sm.syscw / w.requests).toFixed(1)} writes + ${(sm.syscr / w.requests).toFixed(1)} reads/request; ${((tot(bk) * 1e6) / (2 * BULK_N * 64)).toFixed(0)} µs CPU/MiB, ${(bk.syscw / (2 * BULK_N * 64)).toFixed(1)} writes/MiB`);
+    console.log(`${hop}: ${((tot(sm) * 1e6) / w.requests).toFixed(0)} µs CPU/request (main ${((sm.main * 1e6) / w.requests).toFixed(0)}, kernel ${((sm.sys * 1e6) / w.requests).toFixed(0)}), ${(sm.syscw / w.requests).toFixed(1)} writes + ${(sm.syscr / w.requests).toFixed(1)} reads/request, ${(sm.minflt / w.requests).toFixed(2)} minor faults/request; ${((tot(bk) * 1e6) / (2 * BULK_N * 64)).toFixed(0)} µs CPU/MiB, ${(bk.syscw / (2 * BULK_N * 64)).toFixed(1)} writes/MiB`);
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(e);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBenchmark(main);

@@ -33,6 +33,7 @@ import { RotatingKeyRing } from './keyring.ts';
 import { AclEpochs, InnerCache } from './cache.ts';
 import { ACL_EPOCH_HEADER } from '../sidecar-shared/cache.ts';
 import { aclRules } from '../store/index.ts';
+import { Cancellation } from '../sidecar-shared/cancel.ts';
 
 /** Responses no longer than this are sealed with their head in one record (1 AES call). */
 const SMALL_BODY = 32 * 1024;
@@ -340,20 +341,20 @@ export class InnerSidecar {
       return this.#sealedError(res, r, 403, 'access denied: your account is not allowed to open this page', new SwsError('SWS_ERR_ACL_DENIED', decision.reason), { ...access, path: canonical.target.path }, started, 'denied');
     }
 
-    const controller = new AbortController();
+    const cancel = new Cancellation();
     let revoked = false;
     const flight: InFlight = {
       user,
       req: canonical,
       abort: (why) => {
         revoked = true;
-        controller.abort(new SwsError('SWS_ERR_REVOKED', why));
+        cancel.abort(new SwsError('SWS_ERR_REVOKED', why));
         res.destroy();
       },
     };
     this.#inFlight.add(flight);
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new SwsError('SWS_ERR_CLIENT_GONE', 'the outer closed the connection'));
+      if (!res.writableFinished) cancel.abort(new SwsError('SWS_ERR_CLIENT_GONE', 'the outer closed the connection'));
     };
     res.once('close', onClose);
     let bodyError: unknown;
@@ -380,7 +381,7 @@ export class InnerSidecar {
         return;
       }
       const identity: FieldLine = [this.config.forwardedUserHeader, user];
-      const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, controller.signal);
+      const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, cancel);
       const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>, (n) => n === ACL_EPOCH_HEADER) };
       const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || (up.statusCode >= 100 && up.statusCode < 200);
       let respBody: Uint8Array | AsyncIterable<Uint8Array> | null;
@@ -396,7 +397,7 @@ export class InnerSidecar {
       await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, out.head), out.body);
       this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
     } catch (err) {
-      if (bodyError !== undefined || revoked || controller.signal.aborted) {
+      if (bodyError !== undefined || revoked || cancel.aborted) {
         const code = revoked ? 'SWS_ERR_REVOKED' : ((bodyError ?? err) as { code?: string })?.code ?? 'SWS_ERR_ABORTED';
         this.metrics.rejections.inc({ code });
         this.metrics.requests.inc({ outcome: revoked ? 'revoked' : 'aborted', status: '0' });

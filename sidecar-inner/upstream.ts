@@ -12,6 +12,7 @@ import type { FieldLine } from '../core/bhttp.ts';
 import { SwsError } from '../core/errors.ts';
 import type { Site } from '../store/index.ts';
 import { flatFields } from '../sidecar-shared/headers.ts';
+import type { Cancellation } from '../sidecar-shared/cancel.ts';
 import type { CanonicalRequest } from './request.ts';
 
 export interface UpstreamTimeouts {
@@ -155,7 +156,7 @@ export class Upstreams {
     req: CanonicalRequest,
     identity: FieldLine,
     body: AsyncIterable<Uint8Array> | Uint8Array | null,
-    signal: AbortSignal,
+    signal: Cancellation,
   ): Promise<Dispatcher.ResponseData> {
     let pool: Pool;
     try {

@@ -16,7 +16,7 @@ import { ErrorCodes } from '../core/errors.ts';
 import type { BodySource } from '../core/messages.ts';
 import { ACL_EPOCH_HEADER, HttpCache, headerRecord, teeInto, type CacheEntry, type CachedAnswer, type CacheLimits, type CacheRequest } from '../sidecar-shared/cache.ts';
 import type { SidecarMetrics } from '../sidecar-shared/metrics.ts';
-import type { ProxyTarget } from './target.ts';
+import { MAX_REMEMBERED_URL, type ProxyTarget } from './target.ts';
 
 export interface OuterCacheConfig extends CacheLimits {
   /** Longest time a cached answer is served without the inner confirming the user's access. */
@@ -24,6 +24,8 @@ export interface OuterCacheConfig extends CacheLimits {
 }
 
 export const DEFAULT_RECHECK_MS = 30_000;
+/** Store keys remembered per inner before that memo starts over. */
+const MAX_REMEMBERED_KEYS = 4096;
 
 interface OuterMeta {
   readonly inner: string;
@@ -49,9 +51,11 @@ export type OuterPlan =
 export class OuterCache {
   readonly store: HttpCache<OuterMeta>;
   readonly #recheckMs: number;
-  /** user \n inner → the epoch the inner reported last. */
-  readonly #epochs = new Map<string, number>();
+  /** user → inner → the epoch the inner reported last (nested: a hit joins no strings to look it up). */
+  readonly #epochs = new Map<string, Map<string, number>>();
   readonly #now: () => number;
+  /** inner → URL → the store key `inner \n URL`, made once: a hit then hashes no new string. */
+  readonly #keys = new Map<string, Map<string, string>>();
 
   constructor(config: OuterCacheConfig, metrics: SidecarMetrics, now: () => number = Date.now) {
     this.store = new HttpCache<OuterMeta>({ name: 'outer', shared: false, limits: config, metrics, refuseSetCookie: true });
@@ -60,10 +64,11 @@ export class OuterCache {
   }
 
   plan(user: string, inner: string, target: ProxyTarget, head: RequestHead, bodyless: boolean): OuterPlan {
-    const observeOnly = (h: ResponseHead, body: OpenedBody): OuterAnswer => ({ head: this.#observe(user, inner, h).head, body });
-    if (!this.store.enabled || !bodyless || (head.method !== 'GET' && head.method !== 'HEAD')) return { kind: 'forward', head, complete: observeOnly };
-    const key = `${inner}\n${target.origin}${target.pathAndQuery}`;
-    const req: CacheRequest = { method: head.method, url: `${target.origin}${target.pathAndQuery}`, headers: headerRecord(head.headers, { host: target.host }) };
+    if (!this.store.enabled || !bodyless || (head.method !== 'GET' && head.method !== 'HEAD')) {
+      return { kind: 'forward', head, complete: (h, body) => ({ head: this.#observe(user, inner, h).head, body }) };
+    }
+    const key = this.#key(inner, target.url);
+    const req: CacheRequest = { method: head.method, url: target.url, headers: headerRecord(head.headers, { host: target.host }) };
     const found = this.store.lookup(user, key, req);
     if (found.kind === 'fresh' && this.#trusted(user, found.entry)) {
       this.store.hit();
@@ -79,8 +84,21 @@ export class OuterCache {
     return { kind: 'forward', head: { ...head, headers: fields }, complete: (h, body) => this.#afterRevalidation(user, inner, entry, key, req, h, body) };
   }
 
+  #key(inner: string, url: string): string {
+    let byUrl = this.#keys.get(inner);
+    if (!byUrl) this.#keys.set(inner, (byUrl = new Map()));
+    let key = byUrl.get(url);
+    if (key === undefined) {
+      key = `${inner}\n${url}`;
+      if (url.length > MAX_REMEMBERED_URL) return key;
+      if (byUrl.size >= MAX_REMEMBERED_KEYS) byUrl.clear();
+      byUrl.set(url, key);
+    }
+    return key;
+  }
+
   #trusted(user: string, e: CacheEntry<OuterMeta>): boolean {
-    return this.#now() - e.meta.checkedAt < this.#recheckMs && this.#epochs.get(`${user}\n${e.meta.inner}`) === e.meta.epoch;
+    return this.#now() - e.meta.checkedAt < this.#recheckMs && this.#epochs.get(user)?.get(e.meta.inner) === e.meta.epoch;
   }
 
   /** Reads and removes the epoch field; a changed epoch drops the user's entries from that inner. */
@@ -93,11 +111,12 @@ export class OuterCache {
     }
     const epoch = raw !== undefined && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
     if (epoch !== undefined) {
-      const k = `${user}\n${inner}`;
-      const known = this.#epochs.get(k);
+      let byInner = this.#epochs.get(user);
+      if (!byInner) this.#epochs.set(user, (byInner = new Map()));
+      const known = byInner.get(inner);
       if (known !== epoch) {
         if (known !== undefined) this.store.dropPartition(user, 'acl', (e) => e.meta.inner === inner && e.meta.epoch !== epoch);
-        this.#epochs.set(k, epoch);
+        byInner.set(inner, epoch);
       }
     }
     return { head: { ...head, headers }, epoch };
@@ -146,14 +165,14 @@ export class OuterCache {
    */
   refused(user: string, inner: string, code: string | undefined): number {
     if (!userRefusal(code)) return 0;
-    this.#epochs.delete(`${user}\n${inner}`);
+    this.#epochs.get(user)?.delete(inner);
     return this.store.dropPartition(user, 'refused', (e) => e.meta.inner === inner);
   }
 
   /** The user was removed or changed at the outer: forget everything cached for them. */
   dropUser(user: string): void {
     this.store.dropPartition(user, 'user');
-    for (const k of [...this.#epochs.keys()]) if (k.startsWith(`${user}\n`)) this.#epochs.delete(k);
+    this.#epochs.delete(user);
   }
 }
 

@@ -4,6 +4,7 @@
  * its cache. The next response to each origin then carries `Clear-Site-Data: "cache"` once
  * (W3C Clear Site Data; browsers honour it for secure origins, docs/CACHING.md).
  */
+import type { OuterAnswer } from './cache.ts';
 
 export const CLEAR_CACHE = '"cache"';
 export const CLEAR_ALL = '"cache", "cookies", "storage"';
@@ -21,9 +22,14 @@ interface AddressState {
 
 export class UserSwitchTracker {
   readonly #byAddress = new Map<string, AddressState>();
+  /** The address seen last, already the most recent in #byAddress (its state is `#lastState`). */
+  #last: string | undefined;
+  #lastState: AddressState | undefined;
 
   /** Records that `address` authenticated as `user`. */
   seen(address: string, user: string): void {
+    // The same address as the last request, same user: nothing changes, not even the LRU order.
+    if (address === this.#last && this.#lastState!.user === user) return;
     let s = this.#byAddress.get(address);
     if (s) {
       this.#byAddress.delete(address);
@@ -33,6 +39,17 @@ export class UserSwitchTracker {
       s = { user, cleared: undefined };
     }
     this.#byAddress.set(address, s);
+    this.#last = address;
+    this.#lastState = s;
+  }
+
+  /**
+   * What the answer to a request from `address` for `origin` becomes: with Clear-Site-Data when
+   * `take` says so at the time the answer is ready (a request that fails owes it still).
+   */
+  decorator(address: string, origin: string): (a: OuterAnswer) => OuterAnswer {
+    // Returned unnamed: a named closure costs a defineProperty per request under keepNames (tsx, the build).
+    return (a) => (this.take(address, origin) ? { head: { ...a.head, headers: [...a.head.headers, ['clear-site-data', CLEAR_CACHE]] }, body: a.body } : a);
   }
 
   /** Whether this response to `origin` for `address` must carry Clear-Site-Data (true once per origin). */

@@ -16,6 +16,10 @@ export interface ProxyTarget {
   readonly origin: string;
   /** Path and query as the client sent them (the inner normalizes; one parser decides). */
   readonly pathAndQuery: string;
+  /** The path alone, without the query (what the access line shows). */
+  readonly path: string;
+  /** origin + pathAndQuery: the URL a cache keys on. */
+  readonly url: string;
 }
 
 export class BadTargetError extends SwsError {
@@ -43,5 +47,31 @@ export function parseProxyTarget(raw: string): ProxyTarget {
   if (pathAndQuery.startsWith('?')) pathAndQuery = `/${pathAndQuery}`;
   if (!pathAndQuery.startsWith('/') || /[\s\x00-\x1f\x7f]/.test(pathAndQuery)) throw new BadTargetError('the URL path is invalid');
   const host = port === 80 ? hostname : `${hostname}:${port}`;
-  return { scheme: 'http', hostname, port, host, origin: `http://${host}`, pathAndQuery };
+  const origin = `http://${host}`;
+  const q = pathAndQuery.indexOf('?');
+  return { scheme: 'http', hostname, port, host, origin, pathAndQuery, path: q < 0 ? pathAndQuery : pathAndQuery.slice(0, q), url: origin + pathAndQuery };
+}
+
+/** Targets remembered by a TargetCache before it starts over. */
+const MAX_TARGETS = 1024;
+/** The longest URL a per-URL memo keeps (longer ones are rare and would make the memo large). */
+export const MAX_REMEMBERED_URL = 2048;
+
+/**
+ * Remembers the targets parsed last: clients ask for the same URLs again and again (cache hits
+ * above all), and a target is immutable. Bounded; malformed ones are never kept (they throw).
+ */
+export class TargetCache {
+  readonly #byRaw = new Map<string, ProxyTarget>();
+
+  parse(raw: string): ProxyTarget {
+    let t = this.#byRaw.get(raw);
+    if (t === undefined) {
+      t = parseProxyTarget(raw);
+      if (raw.length > MAX_REMEMBERED_URL) return t;
+      if (this.#byRaw.size >= MAX_TARGETS) this.#byRaw.clear();
+      this.#byRaw.set(raw, t);
+    }
+    return t;
+  }
 }

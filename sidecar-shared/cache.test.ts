@@ -5,8 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import CachePolicy from 'http-cache-semantics';
 import type { FieldLine } from '../core/bhttp.ts';
-import { HttpCache, notModified, parseByteSize, teeInto, type CacheRequest } from './cache.ts';
+import { HttpCache, headerRecord, notModified, parseByteSize, teeInto, type CacheRequest } from './cache.ts';
 
 const req = (url: string, headers: Record<string, string> = {}, method = 'GET'): CacheRequest => ({ method, url, headers: { host: 'a.example', ...headers } });
 
@@ -163,4 +164,119 @@ test('sizes: 64MiB, 512KiB, 1000000, 0; nonsense is refused', () => {
   assert.equal(parseByteSize('1.5GiB'), 1.5 * 1024 ** 3);
   assert.equal(parseByteSize('lots'), undefined);
   assert.equal(parseByteSize('-1'), undefined);
+});
+
+const T0 = Date.parse('2026-03-01T12:00:00Z');
+const httpDate = (ms: number) => new Date(ms).toUTCString();
+
+test("hits' fast path agrees with http-cache-semantics: fresh exactly when the library says so, whatever the request's Cache-Control or Pragma and the time", (t) => {
+  let now = T0;
+  t.mock.method(Date, 'now', () => now);
+  const responses: FieldLine[][] = [
+    [['cache-control', 'max-age=60']],
+    [['cache-control', 'max-age=60'], ['age', '50']],
+    [['cache-control', 'max-age=60, must-revalidate']],
+    [['cache-control', 'no-cache']],
+    [['cache-control', 's-maxage=60, max-age=0']],
+    [['cache-control', 'max-age=60, stale-while-revalidate=30']],
+    [['cache-control', 'max-age=60, immutable']],
+    [['expires', httpDate(T0 + 60_000)], ['date', httpDate(T0)]],
+    [['last-modified', httpDate(T0 - 10 * 86400_000)], ['date', httpDate(T0)]],
+    [['cache-control', 'max-age=60'], ['vary', 'Accept-Language']],
+  ];
+  const requests: Record<string, string>[] = [
+    {},
+    { 'cache-control': 'no-cache' },
+    { 'cache-control': 'max-age=0' },
+    { 'cache-control': 'max-age=30' },
+    { pragma: 'no-cache' },
+    { 'cache-control': 'max-stale' },
+    { 'cache-control': 'min-fresh=20' },
+    { 'if-none-match': '"e"' },
+    { 'accept-language': 'fr' },
+  ];
+  const offsets = [0, 1, 9_999, 10_000, 29_999, 30_000, 59_998, 59_999, 60_000, 60_001, 89_999, 90_000, 86_400_000, 86_400_001];
+  let compared = 0;
+  for (const fields of responses) {
+    for (const storing of [{}, { 'cache-control': 'no-cache' }] as Record<string, string>[]) {
+      for (const asked of requests) {
+        for (const offset of offsets) {
+          now = T0;
+          const c = privateCache();
+          const stored = req('http://a.example/f', { 'accept-language': 'en', ...storing });
+          const all: FieldLine[] = [...fields, ['etag', '"e"']];
+          if (!put(c, 'u', stored, all, 'x', null)) continue;
+          const reference = new CachePolicy(stored, { status: 200, headers: headerRecord(all) }, { shared: false });
+          now = T0 + offset;
+          const r = req(stored.url, { 'accept-language': 'en', ...asked });
+          const expected = reference.evaluateRequest(r).revalidation ? 'stale' : 'fresh';
+          const found = c.lookup('u', r.url, r).kind;
+          const label = `${JSON.stringify(fields)} stored by ${JSON.stringify(storing)}, asked ${JSON.stringify(asked)} at +${offset} ms`;
+          // A different Vary value is another variant: a miss, which the library would call a revalidation.
+          assert.equal(found === 'miss' ? 'stale' : found, expected, label);
+          compared++;
+        }
+      }
+    }
+  }
+  assert.ok(compared > 1000, `compared ${compared} cases`);
+});
+
+test('Age grows with the time spent in the cache; a 304 refresh gives the fast path the new lifetime', (t) => {
+  let now = T0;
+  t.mock.method(Date, 'now', () => now);
+  const c = privateCache();
+  const r = req('http://a.example/age');
+  put(c, 'u', r, [['cache-control', 'max-age=60'], ['etag', '"v1"'], ['age', '5']], 'aged', null);
+  const ageAt = (ms: number) => {
+    now = T0 + ms;
+    const f = c.lookup('u', r.url, r);
+    assert.equal(f.kind, 'fresh', `fresh at +${ms} ms`);
+    return f.kind === 'fresh' ? c.answer(f.entry, r).fields.filter(([n]) => n === 'age') : [];
+  };
+  assert.deepEqual(ageAt(0), [['age', '5']], 'the Age it came with');
+  assert.deepEqual(ageAt(30_500), [['age', '35']]);
+  assert.deepEqual(ageAt(54_999), [['age', '59']]);
+  now = T0 + 55_000;
+  const s = c.lookup('u', r.url, r);
+  assert.equal(s.kind, 'stale', 'max-age 60 minus the 5 it arrived with');
+  if (s.kind !== 'stale') return;
+  assert.equal(c.revalidated(s.entry, r, [['etag', '"v1"'], ['cache-control', 'max-age=10']], null), 'fresh');
+  // max-age 10 from the refresh, less the stored Age of 5 that a 304 does not replace (as the library counts it).
+  now = T0 + 59_998;
+  assert.equal(c.lookup('u', r.url, r).kind, 'fresh', 'the new lifetime, counted from the refresh');
+  now = T0 + 60_000;
+  assert.equal(c.lookup('u', r.url, r).kind, 'stale');
+});
+
+test('a 304 that shortens the lifetime (a reload answered max-age=0) ends hits at once', (t) => {
+  let now = T0;
+  t.mock.method(Date, 'now', () => now);
+  const c = privateCache();
+  const r = req('http://a.example/short');
+  put(c, 'u', r, [['cache-control', 'max-age=600'], ['etag', '"v1"']], 'long', null);
+  now = T0 + 1_000;
+  const reload = req(r.url, { 'cache-control': 'no-cache' });
+  const s = c.lookup('u', r.url, reload);
+  assert.equal(s.kind, 'stale', 'a reload revalidates a fresh entry');
+  if (s.kind !== 'stale') return;
+  assert.equal(c.revalidated(s.entry, reload, [['etag', '"v1"'], ['cache-control', 'max-age=0']], null), 'fresh');
+  now = T0 + 2_000;
+  assert.equal(c.lookup('u', r.url, r).kind, 'stale', 'the plain request that follows asks again');
+});
+
+test('Vary: a field absent from the request matches only its absence, not an empty value (RFC 9111 §4.1)', () => {
+  const c = shared();
+  const fields: FieldLine[] = [['cache-control', 'public, max-age=60'], ['vary', 'Accept-Language']];
+  const absent = req('http://a.example/va');
+  const empty = req('http://a.example/va', { 'accept-language': '' });
+  put(c, '', absent, fields, 'none', null);
+  assert.equal(c.lookup('', absent.url, empty).kind, 'miss');
+  put(c, '', empty, fields, 'empty', null);
+  assert.equal(c.size, 2, 'two variants');
+  for (const [r, body] of [[absent, 'none'], [empty, 'empty']] as const) {
+    const f = c.lookup('', r.url, r);
+    assert.equal(f.kind, 'fresh');
+    if (f.kind === 'fresh') assert.equal(Buffer.from(c.answer(f.entry, r).body as Uint8Array).toString(), body);
+  }
 });

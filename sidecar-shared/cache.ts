@@ -11,6 +11,9 @@
  *   is given up, never truncated.
  * - A partition names whose entries they are (the outer: a user; the inner: one shared
  *   partition), so a user's entries can be dropped at once.
+ * - Hits are the hot path: a request without Cache-Control or Pragma is judged fresh by a
+ *   time computed from http-cache-semantics' own verdict when the entry was stored or
+ *   refreshed (`freshUntil`); any other request, or a time near or past it, asks the library.
  */
 import CachePolicy from 'http-cache-semantics';
 import type { FieldLine } from '../core/bhttp.ts';
@@ -44,11 +47,21 @@ export interface CacheEntry<M> {
   status: number;
   /** Response header lines as received (order and repeats kept). */
   fields: FieldLine[];
+  /** `fields` without Age, as an answer carries them (kept in step with `fields`). */
+  served: FieldLine[];
   readonly chunks: Uint8Array[];
   readonly bodyBytes: number;
   size: number;
   readonly varyNames: readonly string[];
   readonly varySig: string;
+  /** URL and Host of the request the policy was made from (what the library matches a request on). */
+  url: string;
+  host: string | undefined;
+  /**
+   * Before this time (ms) a GET with neither Cache-Control nor Pragma whose URL, Host and Vary
+   * fields match is fresh by the library's rules (see plainFreshUntil); -Infinity: always ask it.
+   */
+  freshUntil: number;
   meta: M;
 }
 
@@ -89,6 +102,10 @@ export function headerRecord(fields: readonly FieldLine[], extra?: Record<string
   return out;
 }
 
+function withoutAge(fields: readonly FieldLine[]): FieldLine[] {
+  return fields.filter(([n]) => n !== 'age');
+}
+
 function fieldsBytes(fields: readonly FieldLine[]): number {
   let n = 0;
   for (const [k, v] of fields) n += k.length + v.length + 4;
@@ -108,8 +125,33 @@ function varyNamesOf(fields: readonly FieldLine[]): string[] | '*' {
   return names.sort();
 }
 
+/** A field named by Vary that is absent matches only its absence, never an empty value (RFC 9111 §4.1). */
 function varySignature(names: readonly string[], req: CacheRequest): string {
-  return names.map((n) => `${n}\u0000${req.headers[n] ?? ''}`).join('\u0001');
+  if (names.length === 0) return '';
+  return names.map((n) => {
+    const v = req.headers[n];
+    return v === undefined ? `${n}\u0002` : `${n}\u0000${v}`;
+  }).join('\u0001');
+}
+
+/** Fields that make a request more than a plain "give me a fresh copy" (RFC 9111 §5.2.1, §5.4). */
+function plainRequest(req: CacheRequest): boolean {
+  return req.headers['cache-control'] === undefined && req.headers['pragma'] === undefined;
+}
+
+/**
+ * Until when a plain request (no Cache-Control, no Pragma, the same URL, Host and Vary fields
+ * as `req`) is satisfied by `policy` without revalidation: the library is asked once, now,
+ * and only staleness depends on time afterwards (maxAge() is fixed, age() grows with the
+ * clock), so the answer holds until the remaining freshness runs out. 1 ms early, so float
+ * rounding at the boundary is the library's to decide. -Infinity when it is not fresh now.
+ */
+function plainFreshUntil(policy: CachePolicy, req: CacheRequest): number {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const k in req.headers) if (k !== 'cache-control' && k !== 'pragma') headers[k] = req.headers[k]!;
+  const now = Date.now();
+  if (policy.evaluateRequest({ method: 'GET', url: req.url, headers }).revalidation) return -Infinity;
+  return now + (policy.maxAge() - policy.age()) * 1000 - 1;
 }
 
 /** Entity tags of an If-None-Match list, or '*' (RFC 9110 §13.1.2). */
@@ -127,18 +169,17 @@ function weakEqual(a: string, b: string): boolean {
  * (RFC 9110 §13.2.2: If-None-Match, weak comparison, takes precedence over If-Modified-Since).
  */
 export function notModified(req: CacheRequest, fields: readonly FieldLine[]): boolean {
-  const stored = headerRecord(fields);
   const inm = req.headers['if-none-match'];
   if (inm !== undefined) {
     const tags = parseEtags(inm);
     if (tags === '*') return true;
-    const etag = stored['etag'];
+    const etag = headerRecord(fields)['etag'];
     return etag !== undefined && tags.some((t) => weakEqual(t, etag.trim()));
   }
   const ims = req.headers['if-modified-since'];
   if (ims !== undefined) {
     const since = Date.parse(ims);
-    const lm = Date.parse(stored['last-modified'] ?? '');
+    const lm = Date.parse(headerRecord(fields)['last-modified'] ?? '');
     return Number.isFinite(since) && Number.isFinite(lm) && lm <= since;
   }
   return false;
@@ -172,8 +213,8 @@ export class HttpCache<M> {
   readonly #shared: boolean;
   readonly #metrics: SidecarMetrics | undefined;
   readonly #refuseSetCookie: boolean;
-  /** partition \0 key → variants. */
-  readonly #index = new Map<string, CacheEntry<M>[]>();
+  /** partition → key → variants. Nested rather than one joined key: a hit then builds and hashes no new string. */
+  readonly #index = new Map<string, Map<string, CacheEntry<M>[]>>();
   /** Least recently used first (a Set keeps insertion order; a hit moves an entry to the end). */
   readonly #lru = new Set<CacheEntry<M>>();
   readonly #byPartition = new Map<string, Set<CacheEntry<M>>>();
@@ -209,11 +250,16 @@ export class HttpCache<M> {
   /** Finds the stored response for `req` (GET and HEAD share GET's entries, RFC 9110 §9.3.2). */
   lookup(partition: string, key: string, req: CacheRequest): CacheLookup<M> {
     if (!this.enabled || (req.method !== 'GET' && req.method !== 'HEAD')) return { kind: 'miss' };
-    const variants = this.#index.get(`${partition}\u0000${key}`);
+    const variants = this.#index.get(partition)?.get(key);
     const asGet: CacheRequest = req.method === 'GET' ? req : { ...req, method: 'GET' };
     if (variants) {
+      const plain = plainRequest(asGet);
       for (const e of variants) {
         if (varySignature(e.varyNames, asGet) !== e.varySig) continue;
+        if (plain && Date.now() < e.freshUntil && asGet.url === e.url && asGet.headers.host === e.host) {
+          this.#touch(e);
+          return { kind: 'fresh', entry: e };
+        }
         const { revalidation } = e.policy.evaluateRequest(asGet);
         this.#touch(e);
         if (!revalidation) return { kind: 'fresh', entry: e };
@@ -248,7 +294,7 @@ export class HttpCache<M> {
     if (notModified(req, entry.fields)) {
       return { status: 304, fields: [...entry.fields.filter(([n]) => NOT_MODIFIED_FIELDS.has(n)), age], body: null };
     }
-    const fields = [...entry.fields.filter(([n]) => n !== 'age'), age];
+    const fields = [...entry.served, age];
     if (req.method === 'HEAD') return { status: entry.status, fields, body: null };
     const body = entry.chunks.length === 0 ? new Uint8Array(0) : entry.chunks.length === 1 ? entry.chunks[0]! : iterate(entry.chunks);
     return { status: entry.status, fields, body };
@@ -317,11 +363,15 @@ export class HttpCache<M> {
           policy,
           status,
           fields,
+          served: withoutAge(fields),
           chunks,
           bodyBytes,
           size,
           varyNames: vary,
           varySig: varySignature(vary, req),
+          url: req.url,
+          host: req.headers['host'],
+          freshUntil: plainFreshUntil(policy, req),
           meta,
         };
         this.#insert(entry);
@@ -357,6 +407,11 @@ export class HttpCache<M> {
     const grown = fieldsBytes(merged) - fieldsBytes(entry.fields);
     entry.policy = policy;
     entry.fields = merged;
+    entry.served = withoutAge(merged);
+    // The refreshed policy was made from this request: the library matches later ones against it.
+    entry.url = asGet.url;
+    entry.host = asGet.headers['host'];
+    entry.freshUntil = plainFreshUntil(policy, asGet);
     entry.meta = meta;
     entry.size += grown;
     // An entry dropped meanwhile (eviction, revocation) can still answer this one request.
@@ -419,11 +474,11 @@ export class HttpCache<M> {
   }
 
   #insert(entry: CacheEntry<M>): void {
-    const ik = `${entry.partition}\u0000${entry.key}`;
-    let variants = this.#index.get(ik);
+    const variantsOf = () => this.#index.get(entry.partition)?.get(entry.key);
+    let variants = variantsOf();
     if (variants) {
       for (const old of [...variants]) if (old.varySig === entry.varySig && old.varyNames.join(',') === entry.varyNames.join(',')) this.#remove(old, 'replaced');
-      variants = this.#index.get(ik);
+      variants = variantsOf();
       if (variants && variants.length >= MAX_VARIANTS) this.#remove(variants[0]!, 'size');
     }
     // Room was reserved while the body arrived; entries inserted meanwhile may need to go.
@@ -432,9 +487,11 @@ export class HttpCache<M> {
       if (oldest.done) return;
       this.#remove(oldest.value, 'size');
     }
-    variants = this.#index.get(ik);
+    let keys = this.#index.get(entry.partition);
+    if (!keys) this.#index.set(entry.partition, (keys = new Map()));
+    variants = keys.get(entry.key);
     if (variants) variants.push(entry);
-    else this.#index.set(ik, [entry]);
+    else keys.set(entry.key, [entry]);
     this.#lru.add(entry);
     let set = this.#byPartition.get(entry.partition);
     if (!set) this.#byPartition.set(entry.partition, (set = new Set()));
@@ -445,12 +502,13 @@ export class HttpCache<M> {
 
   #remove(entry: CacheEntry<M>, reason: string): void {
     if (!this.#lru.delete(entry)) return;
-    const ik = `${entry.partition}\u0000${entry.key}`;
-    const variants = this.#index.get(ik);
-    if (variants) {
+    const keys = this.#index.get(entry.partition);
+    const variants = keys?.get(entry.key);
+    if (keys && variants) {
       const i = variants.indexOf(entry);
       if (i >= 0) variants.splice(i, 1);
-      if (variants.length === 0) this.#index.delete(ik);
+      if (variants.length === 0) keys.delete(entry.key);
+      if (keys.size === 0) this.#index.delete(entry.partition);
     }
     const set = this.#byPartition.get(entry.partition);
     if (set) {
