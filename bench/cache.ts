@@ -32,13 +32,15 @@ interface Target {
   readonly url: string;
   readonly path: string;
   readonly proxyAuth?: string;
+  /** Length of this run (default --seconds). */
+  readonly seconds?: number;
 }
 
 /** Async: the origin runs in this process, so the event loop must keep turning while wrk runs. */
 async function wrk(t: Target): Promise<number> {
   const script = join(work, 'req.lua');
   writeFileSync(script, `wrk.method = "GET"\nwrk.path = "${t.path}"\n${t.proxyAuth ? `wrk.headers["Proxy-Authorization"] = "${t.proxyAuth}"\nwrk.headers["Host"] = "${HOST}"\n` : ''}done = function(s) io.write(string.format("RPS %f ERR %d connect=%d read=%d write=%d status=%d timeout=%d\\n", s.requests / (s.duration / 1e6), s.errors.connect + s.errors.read + s.errors.write + s.errors.status + s.errors.timeout, s.errors.connect, s.errors.read, s.errors.write, s.errors.status, s.errors.timeout)) end\n`);
-  const r = await execFileP('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--timeout', '10s', '-s', script, t.url], { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
+  const r = await execFileP('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${t.seconds ?? SECONDS}s`, '--timeout', '10s', '-s', script, t.url], { encoding: 'utf8', timeout: ((t.seconds ?? SECONDS) + 30) * 1000 });
   const m = /RPS ([\d.]+) ERR (\d+) (.*)/.exec(r.stdout);
   if (!m || (m[1] === '0' && Number(m[2]) === 0)) throw new Error(`wrk failed: ${r.stderr}${r.stdout}`);
   // A few read errors when wrk stops mid-request are normal; anything more is reported.
@@ -50,7 +52,7 @@ async function nodeLoop(t: Target): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const u = new URL(t.url);
   const headers: Record<string, string> = t.proxyAuth ? { host: HOST, 'proxy-authorization': t.proxyAuth } : {};
-  const end = Date.now() + SECONDS * 1000;
+  const end = Date.now() + (t.seconds ?? SECONDS) * 1000;
   let n = 0;
   const one = () =>
     new Promise<void>((resolve, reject) => {
@@ -71,10 +73,8 @@ async function nodeLoop(t: Target): Promise<number> {
   return n / ((Date.now() - started) / 1000);
 }
 
-async function measure(t: Target): Promise<number> {
-  const runs: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) runs.push(hasWrk ? await wrk(t) : await nodeLoop(t));
-  return runs.sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
+function once(t: Target): Promise<number> {
+  return hasWrk ? wrk(t) : nodeLoop(t);
 }
 
 const body = Buffer.alloc(1024, 'x');
@@ -93,24 +93,44 @@ try {
 
   // Access logs are still written, but this process stops parsing them (it also runs the origin).
   for (const p of [c1.inner, c1.outer, uncachedOuter, c2.inner, c2.outer]) p.child.stdout?.removeAllListeners('data').resume();
-  const direct = await measure({ url: origin.url, path: PAGE });
-  const uncached = await measure({ url: uncachedOuter.url, path: `http://${HOST}${PAGE}`, proxyAuth: AUTH });
-  const before2 = origin.requests.length;
-  const innerHits = await measure({ url: c2.proxy, path: `http://${HOST}${PAGE}`, proxyAuth: AUTH });
-  const originSawForInnerHits = origin.requests.length - before2;
-  const outerHits = await measure({ url: c1.proxy, path: `http://${HOST}${PAGE}`, proxyAuth: AUTH });
+  // Round by round, every setup in turn: outside load then falls on all of them alike.
+  const targets = {
+    direct: { url: origin.url, path: PAGE },
+    uncached: { url: uncachedOuter.url, path: `http://${HOST}${PAGE}`, proxyAuth: AUTH },
+    innerHits: { url: c2.proxy, path: `http://${HOST}${PAGE}`, proxyAuth: AUTH },
+    outerHits: { url: c1.proxy, path: `http://${HOST}${PAGE}`, proxyAuth: AUTH },
+  };
+  const runs: Record<keyof typeof targets, number[]> = { direct: [], uncached: [], innerHits: [], outerHits: [] };
+  // Warm-up (JIT, keep-alive connections, the one miss that fills each cache), not counted.
+  for (const t of Object.values(targets)) await once({ ...t, seconds: 1 });
+  let originSawForInnerHits = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of Object.keys(targets) as (keyof typeof targets)[]) {
+      const before = origin.requests.length;
+      runs[name].push(await once(targets[name]));
+      if (name === 'innerHits') originSawForInnerHits += origin.requests.length - before;
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const direct = median(runs.direct);
+  const uncached = median(runs.uncached);
+  const innerHits = median(runs.innerHits);
+  const outerHits = median(runs.outerHits);
+  // The same ratio per round (both runs a few seconds apart), then its median: less exposed to load that comes and goes.
+  const outerVsDirect = median(runs.outerHits.map((r, i) => r / runs.direct[i]!));
   const outerHitCount = metricValue(await c1.outer.metrics(), 'sws_cache_hits_total', { cache: 'outer' });
   const innerHitCount = metricValue(await c2.inner.metrics(), 'sws_cache_hits_total', { cache: 'inner' });
 
   const row = (name: string, rps: number) => `| ${name.padEnd(44)} | ${rps.toFixed(0).padStart(8)} | ${(rps / direct).toFixed(2).padStart(9)} | ${(rps / uncached).toFixed(2).padStart(11)} |`;
-  console.log(`\ncache benchmark: 1 KiB cacheable page, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} (median), client ${hasWrk ? 'wrk' : 'node:http'}\n`);
+  console.log(`\ncache benchmark: 1 KiB cacheable page, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds (each round runs every setup in turn; medians), client ${hasWrk ? 'wrk' : 'node:http'}\n`);
   console.log('| setup                                        |    req/s | vs direct | vs uncached |');
   console.log('|----------------------------------------------|---------:|----------:|------------:|');
   console.log(row('origin direct', direct));
   console.log(row('chain, both caches off', uncached));
   console.log(row('chain, inner-cache hits (outer cache off)', innerHits));
   console.log(row('outer-cache hits', outerHits));
-  console.log(`\nWWW server requests during the inner-cache-hit runs: ${originSawForInnerHits} (inner cache hits: ${innerHitCount}); outer cache hits: ${outerHitCount}`);
+  console.log(`\nouter-cache hits vs origin direct, median of the per-round ratios: ${outerVsDirect.toFixed(2)} (rounds: ${runs.outerHits.map((r, i) => (r / runs.direct[i]!).toFixed(2)).join(' ')})`);
+  console.log(`WWW server requests during the inner-cache-hit runs: ${originSawForInnerHits} (inner cache hits: ${innerHitCount}); outer cache hits: ${outerHitCount}`);
 } finally {
   await Promise.all(extra.map((p) => p.stop()));
   await Promise.all(chains.map((c) => c.stop()));

@@ -435,9 +435,8 @@ export class InnerSidecar {
 
   #accessLog(access: Record<string, unknown>, decision: string, status: number, started: bigint, code?: string): void {
     const outcome = decision === 'allow' ? 'ok' : decision === 'deny' ? 'denied' : 'error';
-    this.metrics.requests.inc({ outcome, status: String(status) });
     const ms = msSince(started);
-    this.metrics.duration.observe({ outcome }, ms / 1000);
+    this.metrics.answered(outcome, status, ms / 1000);
     this.#access.write({ ...access, decision, status, ms, ...(code ? { code } : {}) });
   }
 

@@ -353,7 +353,7 @@ export class OuterSidecar {
     if (!server) throw new ClientError(502, 'SWS_ERR_NO_INNER', `sws: no inner server is configured for ${target.host}; nothing was sent`);
     access.inner = server.name;
     const head: RequestHead = { method: req.method!, scheme: 'http', authority: target.host, path: target.pathAndQuery, headers: fields };
-    const body = await this.#requestBody(req, res);
+    const body = bodyless(req) ? null : await this.#requestBody(req, res);
     const plan = this.#cache.plan(user, server.name, target, head, body === null);
     if (plan.kind === 'hit') {
       // Claim 4: answered from this user's cache; neither the inner nor the WWW server is contacted.
@@ -387,14 +387,10 @@ export class OuterSidecar {
     }
   }
 
-  /** Small bodies are read whole (one record, retryable); large or unknown ones stream. */
+  /** The body of a request that has one (see `bodyless`): small ones whole (one record, retryable), large or unknown ones streamed. */
   async #requestBody(req: IncomingMessage, res: ServerResponse): Promise<Uint8Array | AsyncIterable<Uint8Array> | null> {
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
-    if (te === undefined && (cl === undefined || cl === '0')) {
-      req.resume();
-      return null;
-    }
     if (this.#awaitingContinue.delete(req) && !res.headersSent) res.writeContinue();
     if (te === undefined && Number(cl) <= SMALL_BODY) {
       const parts: Buffer[] = [];
@@ -581,9 +577,14 @@ export class OuterSidecar {
   /** One access line and one sws_requests_total sample per request; never a query, body or credential. */
   #accessLog(access: Record<string, unknown>, status: number, started: bigint, outcome: Outcome, decision: Decision, code?: string): void {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    this.metrics.requests.inc({ outcome, status: String(status) });
-    this.metrics.duration.observe({ outcome }, ms / 1000);
-    this.#access.write({ ...access, decision, status, ms, outcome, ...(code ? { code } : {}) });
+    this.metrics.answered(outcome, status, ms / 1000);
+    // The record is this request's own and already has these keys (#handle): filled in, not copied.
+    access.decision = decision;
+    access.status = status;
+    access.ms = ms;
+    access.outcome = outcome;
+    if (code) access.code = code;
+    this.#access.write(access);
   }
 
   async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
@@ -599,6 +600,14 @@ export class OuterSidecar {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Whether a request has no body (neither Transfer-Encoding nor a non-zero Content-Length); its end is then consumed. */
+function bodyless(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0')) return false;
+  req.resume();
+  return true;
+}
 const asIs = (a: OuterAnswer): OuterAnswer => a;
 /** The drop predicate of endToEndFields for a proxied request: Host is carried as the authority. */
 const isHost = (n: string): boolean => n === 'host';

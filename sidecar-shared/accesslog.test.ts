@@ -77,17 +77,19 @@ test('each line carries the time pino would stamp at that moment, to the millise
   assert.equal(new Set(ours.lines().map((l) => (JSON.parse(l) as { time: string }).time)).size, 4);
 });
 
-test('strings needing escapes round-trip and match pino: quotes, backslashes, control characters, non-ASCII, lone surrogates, long strings', (t) => {
+test('strings needing escapes round-trip and match pino: quotes, backslashes, control characters, non-ASCII, lone surrogates, long strings, each seen again', (t) => {
   const { log, access, ours, reference, theirs } = pair(t);
-  const hard = ['"quoted"', 'back\\slash', 'ctl\u0000\u0001\n\r\t\u001f\u007f', 'é ü 日本 😀', 'lone \ud800 surrogate', `${'x'.repeat(150)}"\\`, ''];
-  for (const path of hard) {
+  const hard = ['"quoted"', 'back\\slash', 'ctl\u0000\u0001\n\r\t\u001f\u007f', 'é ü 日本 😀', 'lone \ud800 surrogate', `${'x'.repeat(150)}"\\`, `${'y'.repeat(300)}"\n`, ''];
+  // Twice, and then past the number of values the line remembers: repeats come from that memory.
+  const values = [...hard, ...hard, ...Array.from({ length: 1100 }, (_, i) => `v"${i}`), ...hard];
+  for (const path of values) {
     const record = { user: path, path, status: 200, ms: 0.5, code: 'SWS_ERR_X' };
     access.write(record);
     reference.info(record, ACCESS_MESSAGE);
   }
   log.flush();
   assert.equal(ours.writes.join(''), theirs.writes.join(''));
-  assert.deepEqual(ours.lines().map((l) => (JSON.parse(l) as { path: string }).path), hard);
+  assert.deepEqual(ours.lines().map((l) => (JSON.parse(l) as { path: string }).path), values);
 });
 
 test('numbers as pino writes them: non-finite as null, -0 as 0, exponent form', (t) => {

@@ -139,6 +139,8 @@ export class AccessLog {
   readonly #redacted: ReadonlySet<string>;
   /** key → `,"key":`, or null for a redacted key; the sidecars use a dozen keys. */
   readonly #names = new Map<string, string | null>();
+  /** string value → its JSON (see #string). */
+  readonly #json = new Map<string, string>();
 
   /** The access log of `logger`: the fast one createLogger attached, else one that writes through pino itself. */
   static of(logger: Logger): AccessLog {
@@ -197,7 +199,7 @@ export class AccessLog {
       let json: string;
       switch (typeof value) {
         case 'string':
-          json = JSON.stringify(value);
+          json = this.#string(value);
           break;
         case 'number':
           json = Number.isFinite(value) ? `${value}` : 'null';
@@ -217,6 +219,22 @@ export class AccessLog {
     return out;
   }
 
+  /**
+   * A string value as JSON. Most values repeat from line to line (method, address, host, path,
+   * user, decision) and are the same string objects, whose hash V8 keeps: a map lookup is then
+   * cheaper than JSON.stringify. Short values only, and a bounded number of them.
+   */
+  #string(value: string): string {
+    if (value.length > MEMO_MAX_CHARS) return JSON.stringify(value);
+    let json = this.#json.get(value);
+    if (json === undefined) {
+      json = JSON.stringify(value);
+      if (this.#json.size >= MEMO_MAX_VALUES) this.#json.clear();
+      this.#json.set(value, json);
+    }
+    return json;
+  }
+
   #name(key: string): string | null {
     let name = this.#names.get(key);
     if (name === undefined) {
@@ -232,5 +250,10 @@ function reproducible(o: LoggerOptions): boolean {
   const shaping = [o.name, o.formatters, o.mixin, o.hooks, o.nestedKey, o.msgPrefix, o.serializers, o.customLevels, o.crlf, o.messageKey, o.levelComparison];
   return o.timestamp === pino.stdTimeFunctions.isoTime && o.base !== undefined && shaping.every((v) => v === undefined);
 }
+
+/** Values longer than this are not remembered by #string (long paths rarely repeat). */
+const MEMO_MAX_CHARS = 256;
+/** Values #string remembers before it starts over. */
+const MEMO_MAX_VALUES = 1024;
 
 const TAIL = `,"msg":${JSON.stringify(ACCESS_MESSAGE)}}\n`;

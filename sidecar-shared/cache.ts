@@ -434,7 +434,7 @@ export class HttpCache<M> {
   }
 
   hit(): void {
-    this.#metrics?.cacheHits.inc({ cache: this.name });
+    this.#metrics?.cacheHit(this.name);
   }
 
   miss(): void {

@@ -5,7 +5,7 @@
  */
 import type { FieldLine } from '../core/bhttp.ts';
 
-const HOP_BY_HOP = new Set([
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -21,8 +21,12 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** The set of field names a message must not forward: hop-by-hop plus those its Connection field names. */
-export function hopByHopNames(connectionValues: readonly string[]): Set<string> {
+/**
+ * The set of field names a message must not forward: hop-by-hop plus those its Connection field
+ * names. Without a Connection field that is the fixed set itself (no copy per request).
+ */
+export function hopByHopNames(connectionValues: readonly string[]): ReadonlySet<string> {
+  if (connectionValues.length === 0) return HOP_BY_HOP;
   const names = new Set(HOP_BY_HOP);
   for (const v of connectionValues) for (const t of v.split(',')) {
     const n = t.trim().toLowerCase();
