@@ -12,7 +12,7 @@
  * self time by source and by function, restricted to the load window. For comparison, the
  * same CPU accounting for one hop of the Node forwarder. The .cpuprofile files stay in DIR.
  * `--no-prof` keeps only the CPU accounting (the sampling profiler itself costs CPU);
- * `--node-args` passes V8/Node flags to both sidecars (to try a flag before adopting it).
+ * `--node-args` passes V8/Node flags to both sidecars and both forwarder hops (to try a flag before adopting it).
  */
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -220,19 +220,21 @@ async function main(): Promise<void> {
   }
 
   // The floor: one hop of the Node forwarder, same CPU accounting.
-  const h2 = await startNodeScript('forwarder.ts', ['--upstream', originUrl]);
-  const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`]);
+  const h2 = await startNodeScript('forwarder.ts', ['--upstream', originUrl], NODE_ARGS);
+  const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`], NODE_ARGS);
   const t: Target = { connectUrl: `http://127.0.0.1:${h1.info.port as number}`, smallPath: '/1k', url: (p) => `http://127.0.0.1:${h1.info.port as number}${p}` };
   await wrk(work, t, CONNS, 3);
   const f0 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
   const w = await wrk(work, t, CONNS, SECONDS);
   const f1 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
   const g0 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
-  for (let i = 0; i < BULK_N; i++) await download(t, BULK);
-  for (let i = 0; i < BULK_N; i++) await upload(t, upFile, BULK);
+  const d: number[] = [];
+  const u: number[] = [];
+  for (let i = 0; i < BULK_N; i++) d.push((await download(t, BULK)).mbps);
+  for (let i = 0; i < BULK_N; i++) u.push((await upload(t, upFile, BULK)).mbps);
   const g1 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
   const tot = (c: ThreadCpu) => c.main + c.pool + c.other;
-  console.log(`\n=== Node forwarder for comparison: ${w.rps.toFixed(0)} req/s @${CONNS}`);
+  console.log(`\n=== Node forwarder for comparison: ${w.rps.toFixed(0)} req/s @${CONNS}; bulk: download ${d.map((x) => x.toFixed(0)).join(', ')} MB/s; upload ${u.map((x) => x.toFixed(0)).join(', ')} MB/s`);
   for (const [i, hop] of ['hop1', 'hop2'].entries()) {
     const sm = diff(f0[i]!, f1[i]!);
     const bk = diff(g0[i]!, g1[i]!);
