@@ -32,7 +32,8 @@ import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts
 import { Authenticator } from './auth.ts';
 import type { OuterSidecarConfig } from './config.ts';
 import { TargetCache, type ProxyTarget } from './target.ts';
-import { OuterCache, type OpenedBody, type OuterAnswer } from './cache.ts';
+import { OuterCache, type OpenedBody, type OuterAnswer, type OuterPlan } from './cache.ts';
+import type { CachedAnswer } from '../sidecar-shared/cache.ts';
 import { UserSwitchTracker } from './clearsite.ts';
 import { Portal } from './portal.ts';
 
@@ -308,7 +309,8 @@ export class OuterSidecar {
       const address = req.socket?.remoteAddress ?? '';
       this.#switches?.seen(address, user);
       const decorate = this.#switches ? this.#switches.decorator(address, target.origin) : asIs;
-      await this.#forward(req, res, user, target, endToEndFields(req.rawHeaders, isHost), access, started, decorate);
+      const pending = this.#forward(req, res, user, target, endToEndFields(req.rawHeaders, isHost), access, started, decorate);
+      if (pending !== undefined) await pending;
     } catch (err) {
       this.#fail(req, res, err, access, started);
     }
@@ -337,8 +339,12 @@ export class OuterSidecar {
     }
   }
 
-  /** An authenticated request: resolve the inner, answer from the user's cache or exchange with the inner. */
-  async #forward(
+  /**
+   * An authenticated request: resolve the inner, answer from the user's cache or exchange with
+   * the inner. A cache hit whose body is at hand is answered synchronously (undefined is
+   * returned: nothing left to wait for, no promise made); anything else returns its work.
+   */
+  #forward(
     req: IncomingMessage,
     res: ServerResponse,
     user: string,
@@ -347,31 +353,66 @@ export class OuterSidecar {
     access: Record<string, unknown>,
     started: bigint,
     decorate: (a: OuterAnswer) => OuterAnswer,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     access.user = user;
     const server = this.#findServer(target.host);
     if (!server) throw new ClientError(502, 'SWS_ERR_NO_INNER', `sws: no inner server is configured for ${target.host}; nothing was sent`);
     access.inner = server.name;
     const head: RequestHead = { method: req.method!, scheme: 'http', authority: target.host, path: target.pathAndQuery, headers: fields };
-    const body = bodyless(req) ? null : await this.#requestBody(req, res);
-    const plan = this.#cache.plan(user, server.name, target, head, body === null);
-    if (plan.kind === 'hit') {
-      // Claim 4: answered from this user's cache; neither the inner nor the WWW server is contacted.
-      access.cache = 'hit';
-      const out = decorate({ head: { status: plan.answer.status, headers: plan.answer.fields }, body: plan.answer.body });
-      res.writeHead(out.head.status, flatFields(out.head.headers));
-      if (isAtHand(out.body)) {
-        // Whole in memory: one write. The access line does not wait for the socket to take it
-        // (the outcome is the same either way: a client gone now was answered all the same).
-        if (res.destroyed) throw new ResponseClosedError();
-        res.end(out.body ?? EMPTY);
-      } else {
-        await writeBody(res, out.body);
-      }
-      const hit = answered(out.head.status);
-      this.#accessLog(access, out.head.status, started, hit.outcome, hit.decision);
-      return;
-    }
+    if (!bodyless(req)) return this.#forwardWithBody(req, res, user, server, target, head, access, started, decorate);
+    const plan = this.#cache.plan(user, server.name, target, head, true);
+    if (plan.kind === 'hit') return this.#answerFromCache(res, plan.answer, access, started, decorate);
+    return this.#exchange(req, res, user, server, target, plan, null, access, started, decorate);
+  }
+
+  async #forwardWithBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    user: string,
+    server: InnerServer,
+    target: ProxyTarget,
+    head: RequestHead,
+    access: Record<string, unknown>,
+    started: bigint,
+    decorate: (a: OuterAnswer) => OuterAnswer,
+  ): Promise<void> {
+    const body = await this.#requestBody(req, res);
+    const plan = this.#cache.plan(user, server.name, target, head, false);
+    if (plan.kind === 'hit') return this.#answerFromCache(res, plan.answer, access, started, decorate);
+    return this.#exchange(req, res, user, server, target, plan, body, access, started, decorate);
+  }
+
+  /** Claim 4: answered from this user's cache; neither the inner nor the WWW server is contacted. */
+  #answerFromCache(res: ServerResponse, answer: CachedAnswer, access: Record<string, unknown>, started: bigint, decorate: (a: OuterAnswer) => OuterAnswer): Promise<void> | undefined {
+    access.cache = 'hit';
+    const out = decorate({ head: { status: answer.status, headers: answer.fields }, body: answer.body });
+    res.writeHead(out.head.status, flatFields(out.head.headers));
+    if (!isAtHand(out.body)) return writeBody(res, out.body).then(() => this.#logHit(access, out.head.status, started));
+    // Whole in memory: one write. The access line does not wait for the socket to take it
+    // (the outcome is the same either way: a client gone now was answered all the same).
+    if (res.destroyed) throw new ResponseClosedError();
+    res.end(out.body ?? EMPTY);
+    this.#logHit(access, out.head.status, started);
+    return undefined;
+  }
+
+  #logHit(access: Record<string, unknown>, status: number, started: bigint): void {
+    const hit = answered(status);
+    this.#accessLog(access, status, started, hit.outcome, hit.decision);
+  }
+
+  async #exchange(
+    req: IncomingMessage,
+    res: ServerResponse,
+    user: string,
+    server: InnerServer,
+    target: ProxyTarget,
+    plan: Extract<OuterPlan, { kind: 'forward' }>,
+    body: Uint8Array | AsyncIterable<Uint8Array> | null,
+    access: Record<string, unknown>,
+    started: bigint,
+    decorate: (a: OuterAnswer) => OuterAnswer,
+  ): Promise<void> {
     const up = this.#upstream(server);
     const channel = await this.#channel(user, up);
     await this.#exchangeAndServe(req, res, channel, up, target, plan.head, body, access, started, (h, b) => decorate(plan.complete(h, b)));
