@@ -18,6 +18,13 @@ export interface AeadBackend {
   seal(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Returns the plaintext only if the tag verified; otherwise throws, releasing nothing. */
   open(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Optional: seals the concatenation of `parts` (the same octets `seal` gives for it) into a
+   * buffer that begins with `headroom` octets left for the caller (the record layer writes the
+   * record's length there). Lets a backend that encrypts incrementally avoid joining the parts
+   * and then the ciphertext and its prefix: one buffer per record instead of three.
+   */
+  sealParts?(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], headroom: number): Uint8Array | Promise<Uint8Array>;
 }
 
 export const webCryptoAead: AeadBackend = {

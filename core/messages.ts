@@ -36,12 +36,9 @@ export interface SealOptions {
   readonly recordSize?: number;
 }
 
-function contentPlaintext(piece: Uint8Array): Uint8Array {
-  const prefix = encodeContentChunkPrefix(piece.length);
-  const out = new Uint8Array(prefix.length + piece.length);
-  out.set(prefix, 0);
-  out.set(piece, prefix.length);
-  return out;
+/** One BHTTP content chunk as record plaintext parts: its length prefix, then the octets (not joined: the sealer may encrypt them in turn). */
+function contentPlaintext(piece: Uint8Array): readonly Uint8Array[] {
+  return [encodeContentChunkPrefix(piece.length), piece];
 }
 
 function* bodyPieces(chunk: Uint8Array, max: number): Generator<Uint8Array> {

@@ -11,7 +11,7 @@
  * chunked OHTTP: a dropped, duplicated or reordered record changes its index and fails its
  * tag; a stream cut at a record boundary lacks the final flag and is reported truncated.
  */
-import { readU32, writeU32 } from './bytes.ts';
+import { concatBytes, readU32, writeU32 } from './bytes.ts';
 import { webCryptoAead, type AeadBackend, type AeadKey } from './aead.ts';
 import { SUITE_V1 } from './crypto.ts';
 import { AEAD_CEILINGS } from './limits.ts';
@@ -112,31 +112,64 @@ export class RecordSealer {
   /**
    * Seals each plaintext as one record, concurrently (WebCrypto runs them in parallel), and
    * returns the wire chunks in order; with `final` the last one is the message's final record.
-   * Non-final records are never empty (an empty non-final list element is skipped).
+   * Non-final records are never empty (an empty non-final list element is skipped). A
+   * plaintext may be given as parts (for example a chunk prefix and the chunk itself): the
+   * record seals their concatenation, and a backend with `sealParts` never joins them.
    */
-  async sealRecords(plaintexts: readonly Uint8Array[], final: boolean): Promise<Uint8Array[]> {
+  async sealRecords(plaintexts: readonly (Uint8Array | readonly Uint8Array[])[], final: boolean): Promise<Uint8Array[]> {
     if (this.#finished) throw new Error('message already finished');
-    const list = plaintexts.filter((p, i) => p.length > 0 || (final && i === plaintexts.length - 1));
-    if (final && list.length === 0) list.push(new Uint8Array(0));
-    for (const p of list) if (p.length > this.#recordSize) throw new RangeError('record plaintext larger than the record size');
+    const sizes = plaintexts.map(partsLength);
+    const list: (Uint8Array | readonly Uint8Array[])[] = [];
+    const lengths: number[] = [];
+    for (let i = 0; i < plaintexts.length; i++) {
+      if (sizes[i]! > 0 || (final && i === plaintexts.length - 1)) {
+        list.push(plaintexts[i]!);
+        lengths.push(sizes[i]!);
+      }
+    }
+    if (final && list.length === 0) {
+      list.push(new Uint8Array(0));
+      lengths.push(0);
+    }
+    for (const n of lengths) if (n > this.#recordSize) throw new RangeError('record plaintext larger than the record size');
     if (final) this.#finished = true;
-    const cts = await Promise.all(list.map((p, i) => this.#sealOne(p, final && i === list.length - 1)));
+    const sealed = await Promise.all(list.map((p, i) => this.#sealOne(p, lengths[i]!, final && i === list.length - 1)));
     const out: Uint8Array[] = [];
-    for (let i = 0; i < cts.length; i++) {
-      const ct = cts[i]!;
-      const prefix = new Uint8Array(4);
-      writeU32(prefix, 0, (ct.length | (final && i === cts.length - 1 ? FINAL_BIT : 0)) >>> 0);
-      out.push(prefix, ct);
+    for (let i = 0; i < sealed.length; i++) {
+      const s = sealed[i]!;
+      const lengthField = (s.bytes.length - (s.withHeadroom ? 4 : 0)) | (final && i === sealed.length - 1 ? FINAL_BIT : 0);
+      if (s.withHeadroom) {
+        // One buffer: the length field in the room the backend left, then ciphertext ‖ tag.
+        writeU32(s.bytes, 0, lengthField >>> 0);
+        out.push(s.bytes);
+      } else {
+        const prefix = new Uint8Array(4);
+        writeU32(prefix, 0, lengthField >>> 0);
+        out.push(prefix, s.bytes);
+      }
     }
     return out;
   }
 
-  async #sealOne(plaintext: Uint8Array, final: boolean): Promise<Uint8Array> {
+  async #sealOne(plaintext: Uint8Array | readonly Uint8Array[], length: number, final: boolean): Promise<{ bytes: Uint8Array; withHeadroom: boolean }> {
     if (this.#index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
-    chargeUsage(this.#dir, plaintext.length);
+    chargeUsage(this.#dir, length);
     const nonce = recordNonce(this.#dir.iv, this.#header.sequence, this.#index++, final);
-    return this.#dir.aead.seal(this.#dir.key, nonce, this.#header.bytes, plaintext);
+    const aead = this.#dir.aead;
+    if (aead.sealParts) {
+      const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
+      return { bytes: await aead.sealParts(this.#dir.key, nonce, this.#header.bytes, parts, 4), withHeadroom: true };
+    }
+    const joined = plaintext instanceof Uint8Array ? plaintext : plaintext.length === 1 ? plaintext[0]! : concatBytes(...plaintext);
+    return { bytes: await aead.seal(this.#dir.key, nonce, this.#header.bytes, joined), withHeadroom: false };
   }
+}
+
+function partsLength(p: Uint8Array | readonly Uint8Array[]): number {
+  if (p instanceof Uint8Array) return p.length;
+  let n = 0;
+  for (const x of p) n += x.length;
+  return n;
 }
 
 export interface OpenedRecord {

@@ -111,3 +111,58 @@ test('a key store refuses keys it did not import', async () => {
   assert.throws(() => a.octets(foreign), TypeError);
   assert.throws(() => a.import(new Uint8Array(24)), RangeError);
 });
+
+test('sealParts: the room asked for, then the same octets seal gives for the joined parts, however they are split', async () => {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const [a, b] = [await nodeAead.importKey(raw.slice()), await webCryptoAead.importKey(raw.slice())];
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const aad = new Uint8Array([9, 8, 7]);
+  const data = new Uint8Array(70_000).map((_, i) => (i * 13 + 5) & 0xff);
+  const splits: Uint8Array[][] = [
+    [],
+    [new Uint8Array(0)],
+    [data.subarray(0, 1)],
+    [data.subarray(0, 2), data.subarray(2, 65_538)],
+    [data.subarray(0, 3), new Uint8Array(0), data.subarray(3, 17), data.subarray(17)],
+  ];
+  for (const parts of splits) {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const joined = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) (joined.set(p, at), (at += p.length));
+    const expected = await webCryptoAead.seal(b, nonce, aad, joined);
+    for (const headroom of [0, 4]) {
+      const out = await nodeAead.sealParts!(a, nonce, aad, parts, headroom);
+      assert.equal(out.length, headroom + expected.length, `${parts.length} parts, room ${headroom}`);
+      assert.deepEqual(out.subarray(headroom), expected, `${parts.map((p) => p.length).join('+')} octets, room ${headroom}`);
+    }
+  }
+});
+
+test('a streamed body seals to the same wire octets with node:crypto (one buffer per record) as with WebCrypto (prefix and record apart)', async () => {
+  const prk = await extractSessionPrk(fromHex(v.sessionId), fromHex(v.secret));
+  const header = encodeEnvelopeHeader(MessageTypes.request, fromHex(v.sessionId), 7, v.request.timestamp);
+  const body = new Uint8Array(200_000).map((_, i) => (i * 31 + (i >> 9)) & 0xff);
+  // Chunks smaller, equal to and larger than a record, as a socket delivers them.
+  const sizes = [1, 100, 16_384, 65_536, 70_000];
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    let at = 0;
+    for (let i = 0; at < body.length; i++) {
+      const n = Math.min(sizes[i % sizes.length]!, body.length - at);
+      yield body.slice(at, at + n);
+      at += n;
+    }
+  }
+  const wire = async (aead: typeof nodeAead) => {
+    const dir = await directionFrom(await deriveKeyIv(prk, 'c2s', fromHex(v.th1)), aead);
+    const parts: Uint8Array[] = [];
+    for await (const c of sealRequest(dir, header, v.request.head, chunks())) parts.push(c);
+    return parts;
+  };
+  const [fast, reference] = [await wire(nodeAead), await wire(webCryptoAead)];
+  assert.equal(toHex(await _c((async function* () { yield* fast; })())), toHex(await _c((async function* () { yield* reference; })())));
+  assert.ok(fast.length < reference.length, `fewer chunks to write (${fast.length} against ${reference.length})`);
+  const opened = await openRequest(await directionFrom(await deriveKeyIv(prk, 'c2s', fromHex(v.th1)), webCryptoAead), parseEnvelopeHeader(fast[0]!), new ByteReader([(await _c((async function* () { yield* fast.slice(1); })()))]));
+  assert.deepEqual(await _c(opened.body), body);
+});

@@ -94,6 +94,24 @@ export const nodeAead: AeadBackend = {
     out.set(c.getAuthTag(), body.length);
     return out;
   },
+  sealParts(key, nonce, aad, parts, headroom) {
+    const octets = keys.octets(key);
+    const c = createCipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
+    c.setAAD(aad);
+    let length = 0;
+    for (const p of parts) length += p.length;
+    // GCM is a stream mode: each update returns exactly its input's length of ciphertext.
+    const out = new Uint8Array(headroom + length + TAG);
+    let at = headroom;
+    for (const p of parts) {
+      const piece = c.update(p);
+      out.set(piece, at);
+      at += piece.length;
+    }
+    c.final();
+    out.set(c.getAuthTag(), at);
+    return out;
+  },
   open(key, nonce, aad, sealed) {
     if (sealed.length < TAG) throw new DecryptError();
     const octets = keys.octets(key);
