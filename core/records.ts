@@ -118,22 +118,11 @@ export class RecordSealer {
    */
   async sealRecords(plaintexts: readonly (Uint8Array | readonly Uint8Array[])[], final: boolean): Promise<Uint8Array[]> {
     if (this.#finished) throw new Error('message already finished');
-    const sizes = plaintexts.map(partsLength);
-    const list: (Uint8Array | readonly Uint8Array[])[] = [];
-    const lengths: number[] = [];
-    for (let i = 0; i < plaintexts.length; i++) {
-      if (sizes[i]! > 0 || (final && i === plaintexts.length - 1)) {
-        list.push(plaintexts[i]!);
-        lengths.push(sizes[i]!);
-      }
-    }
-    if (final && list.length === 0) {
-      list.push(new Uint8Array(0));
-      lengths.push(0);
-    }
-    for (const n of lengths) if (n > this.#recordSize) throw new RangeError('record plaintext larger than the record size');
+    const list = plaintexts.map((p) => ({ parts: p, length: partsLength(p) })).filter((r, i) => r.length > 0 || (final && i === plaintexts.length - 1));
+    if (final && list.length === 0) list.push({ parts: new Uint8Array(0), length: 0 });
+    for (const r of list) if (r.length > this.#recordSize) throw new RangeError('record plaintext larger than the record size');
     if (final) this.#finished = true;
-    const sealed = await Promise.all(list.map((p, i) => this.#sealOne(p, lengths[i]!, final && i === list.length - 1)));
+    const sealed = await Promise.all(list.map((r, i) => this.#sealOne(r.parts, r.length, final && i === list.length - 1)));
     const out: Uint8Array[] = [];
     for (let i = 0; i < sealed.length; i++) {
       const s = sealed[i]!;

@@ -80,38 +80,33 @@ function algorithm(octets: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
   return octets.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm';
 }
 
+/** AeadBackend.sealParts: the parts encrypted in turn into one buffer after `headroom` octets. */
+function sealParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], headroom: number): Uint8Array {
+  const octets = keys.octets(key);
+  const c = createCipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
+  c.setAAD(aad);
+  let length = 0;
+  for (const p of parts) length += p.length;
+  // GCM is a stream mode: each update returns exactly its input's length of ciphertext.
+  const out = new Uint8Array(headroom + length + TAG);
+  let at = headroom;
+  for (const p of parts) {
+    const piece = c.update(p);
+    out.set(piece, at);
+    at += piece.length;
+  }
+  c.final();
+  out.set(c.getAuthTag(), at);
+  return out;
+}
+
 export const nodeAead: AeadBackend = {
   name: 'node-crypto-aes-gcm',
   importKey: (raw) => keys.import(raw),
   seal(key, nonce, aad, plaintext) {
-    const octets = keys.octets(key);
-    const c = createCipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
-    c.setAAD(aad);
-    const body = c.update(plaintext);
-    c.final();
-    const out = new Uint8Array(body.length + TAG);
-    out.set(body, 0);
-    out.set(c.getAuthTag(), body.length);
-    return out;
+    return sealParts(key, nonce, aad, [plaintext], 0);
   },
-  sealParts(key, nonce, aad, parts, headroom) {
-    const octets = keys.octets(key);
-    const c = createCipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
-    c.setAAD(aad);
-    let length = 0;
-    for (const p of parts) length += p.length;
-    // GCM is a stream mode: each update returns exactly its input's length of ciphertext.
-    const out = new Uint8Array(headroom + length + TAG);
-    let at = headroom;
-    for (const p of parts) {
-      const piece = c.update(p);
-      out.set(piece, at);
-      at += piece.length;
-    }
-    c.final();
-    out.set(c.getAuthTag(), at);
-    return out;
-  },
+  sealParts,
   open(key, nonce, aad, sealed) {
     if (sealed.length < TAG) throw new DecryptError();
     const octets = keys.octets(key);
