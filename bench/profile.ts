@@ -1,7 +1,7 @@
 /**
  * Profiles the sws chain under load (issue 7: "profile before changing anything").
  *
- *   npx tsx bench/profile.ts [--seconds 15] [--connections 64] [--bulk 5] [--rekey destination] [--out DIR] [--top 25]
+ *   npx tsx bench/profile.ts [--seconds 15] [--connections 64] [--bulk 5] [--rekey destination] [--warm 3] [--out DIR] [--top 25]
  *                            [--no-prof] [--node-args "--max-semi-space-size=4"]
  *
  * Builds the chain through the CLI (e2e helpers), then restarts both sidecars as
@@ -11,6 +11,7 @@
  * /proc/PID/task (main thread vs libuv pool vs V8 helper threads) and the main thread's
  * self time by source and by function, restricted to the load window. For comparison, the
  * same CPU accounting for one hop of the Node forwarder. The .cpuprofile files stay in DIR.
+ * `--warm` is the warm-up before the small-request window (the JIT needs longer at `request`).
  * `--no-prof` keeps only the CPU accounting (the sampling profiler itself costs CPU);
  * `--node-args` passes V8/Node flags to both sidecars and both forwarder hops (to try a flag before adopting it).
  */
@@ -30,6 +31,7 @@ const SECONDS = Number(opt('seconds', '15'));
 const CONNS = Number(opt('connections', '64'));
 const BULK_N = Number(opt('bulk', '5'));
 const REKEY = opt('rekey', 'destination');
+const WARM = Number(opt('warm', '3'));
 const TOP = Number(opt('top', '25'));
 const PROFILE = !argv.includes('--no-prof');
 const NODE_ARGS = opt('node-args', '').split(' ').filter(Boolean);
@@ -188,7 +190,7 @@ async function main(): Promise<void> {
     let c0: ThreadCpu[];
     let c1: ThreadCpu[];
     if (phase === 'small') {
-      await wrk(work, target, CONNS, 3); // warm-up, outside the window
+      await wrk(work, target, CONNS, WARM); // warm-up, outside the window
       c0 = [threadCpu(outer.proc.pid), threadCpu(inner.proc.pid)];
       const fromUs = nowUs();
       const w = await wrk(work, target, CONNS, SECONDS);
