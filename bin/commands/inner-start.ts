@@ -4,7 +4,7 @@ import { InnerSidecar } from '../../sidecar-inner/server.ts';
 import { INNER_DEFAULTS, type InnerSidecarConfig } from '../../sidecar-inner/config.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, type CliContext } from './common.ts';
-import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.ts';
 import { addCacheOptions, cacheLimits, type CacheFlags } from './cache-flags.ts';
 import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
 
@@ -64,6 +64,7 @@ export function register(program: Command, ctx: CliContext): void {
         },
       };
       // Every flag is checked first; then the config is applied, then the sidecar starts.
+      tuneHeapForSidecar(ctx.env);
       await applyStartConfig(opts, 'inner', cmd, ctx);
       const sidecar = await InnerSidecar.start(config);
       await runUntilSignal(sidecar);

@@ -7,7 +7,7 @@ import { PolicyError } from '../../core/errors.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, readInputFile, type CliContext } from './common.ts';
 import { checkTlsIdentity } from './tls-files.ts';
-import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal } from './run.ts';
+import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.ts';
 import { addOuterOptions, outerCacheConfig, portalConfig, type OuterCacheFlags } from './cache-flags.ts';
 import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
 
@@ -67,6 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
         clearOnUserSwitch: opts.clearOnUserSwitch,
       };
       // Every flag is checked first; then the config is applied, then the sidecar starts.
+      tuneHeapForSidecar(ctx.env);
       await applyStartConfig(opts, 'outer', cmd, ctx);
       const sidecar = await OuterSidecar.start(config);
       await runUntilSignal(sidecar);

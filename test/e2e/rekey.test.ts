@@ -102,3 +102,13 @@ test('an invalid --rekey is refused with exit 2 naming the flag', async () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--rekey/);
 });
+
+test('a bad $SWS_HEAP_GROWING_PERCENT stops a sidecar start with exit 2 naming the variable', async () => {
+  const { sws } = await import('../helpers/e2e.ts');
+  for (const role of ['outer', 'inner'] as const) {
+    const data = role === 'outer' ? chain.outerData : chain.innerData;
+    const r = await sws([role, 'start', '--data', data, '--listen', '127.0.0.1:0'], { env: { SWS_HEAP_GROWING_PERCENT: 'lots' } });
+    assert.equal(r.code, 2, role);
+    assert.match(r.stderr, /\$SWS_HEAP_GROWING_PERCENT: must be an integer from 0 to 1000/, role);
+  }
+});

@@ -1,0 +1,141 @@
+/**
+ * Paired A/B of sidecar variants (node flags or environment), the only comparison this noisy VM
+ * allows: every variant's chain (outer + inner, one origin shared) runs side by side, and the
+ * load alternates between them round by round, so a slow second hurts all variants alike.
+ *
+ *   npx tsx bench/ab.ts --variants "A|B[|…]" [--rounds 8] [--seconds 2] [--connections 64] [--bulk 3]
+ *
+ * A variant is space-separated tokens: `--flag[=value]` goes to node, `NAME=value` to the
+ * sidecars' environment; an empty variant is the default start. Prints per variant the
+ * small-request req/s of every round, CPU µs per request (outer / inner, /proc/PID/stat) and,
+ * after the small-request rounds and again after `--bulk` 64 MiB downloads and uploads, RSS and
+ * peak RSS (VmHWM) of both sidecars. Used for docs/PERFORMANCE.md, "Heap growth".
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PASSWORDS, SWS, startChain } from '../test/helpers/e2e.ts';
+import { freePort, onCleanup, runBenchmark, sleep, startNodeScript, stopChild, tempDir } from './harness.ts';
+import { download, probe, upload, wrk, type Target } from './load.ts';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1]! : dflt;
+};
+const VARIANTS = opt('variants', '|SWS_HEAP_GROWING_PERCENT=0').split('|');
+const ROUNDS = Number(opt('rounds', '8'));
+const SECONDS = Number(opt('seconds', '2'));
+const CONNS = Number(opt('connections', '64'));
+const BULK_N = Number(opt('bulk', '3'));
+const BULK = 64 * 1048576;
+const HOST = 'intranet.example';
+
+/** User + system CPU of a process so far, ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m![1]) / 1024);
+}
+
+interface Setup {
+  name: string;
+  target: Target;
+  pids: [number, number];
+  rps: number[];
+  cpu: [number, number];
+  requests: number;
+  down: number[];
+  up: number[];
+}
+
+function memory(s: Setup): string {
+  const [o, i] = s.pids;
+  return `RSS ${statusMiB(o, 'VmRSS')} / ${statusMiB(i, 'VmRSS')}, peak ${statusMiB(o, 'VmHWM')} / ${statusMiB(i, 'VmHWM')} MiB`;
+}
+
+async function startVariant(variant: string, originUrl: string): Promise<Setup> {
+  const tokens = variant.split(' ').filter(Boolean);
+  const nodeArgs = tokens.filter((t) => t.startsWith('--'));
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const t of tokens.filter((t) => !t.startsWith('--'))) {
+    const eq = t.indexOf('=');
+    if (eq <= 0) throw new Error(`variant token ${JSON.stringify(t)} is neither --flag nor NAME=value`);
+    env[t.slice(0, eq)] = t.slice(eq + 1);
+  }
+  const chain = await startChain({ originUrl, host: HOST });
+  onCleanup(() => chain.stop());
+  const innerListen = new URL(chain.inner.url).host;
+  await chain.outer.stop();
+  await chain.inner.stop();
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [...nodeArgs, SWS, ...args, '--admin-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    onCleanup(() => stopChild(child));
+    return child;
+  };
+  const inner = start(['inner', 'start', '--data', chain.innerData, '--listen', innerListen]);
+  const port = await freePort();
+  const outer = start(['outer', 'start', '--data', chain.outerData, '--listen', `127.0.0.1:${port}`]);
+  const target: Target = {
+    connectUrl: `http://127.0.0.1:${port}`,
+    smallPath: `http://${HOST}/1k`,
+    proxyUser: `alice:${PASSWORDS.alice}`,
+    url: (path) => `http://${HOST}${path}`,
+  };
+  for (let i = 0; ; i++) {
+    try {
+      await probe(target);
+      break;
+    } catch (e) {
+      if (i >= 150) throw e;
+      await sleep(100); // readiness probe, not a timing assumption: retried until the chain answers
+    }
+  }
+  return { name: variant || '(default)', target, pids: [outer.pid!, inner.pid!], rps: [], cpu: [0, 0], requests: 0, down: [], up: [] };
+}
+
+async function main(): Promise<void> {
+  const work = tempDir('sws-ab-');
+  const upFile = join(work, 'body-64m');
+  const fd = openSync(upFile, 'w');
+  ftruncateSync(fd, BULK);
+  closeSync(fd);
+  const origin = await startNodeScript('origin.ts', []);
+  const originUrl = `http://127.0.0.1:${origin.info.port as number}`;
+  const setups: Setup[] = [];
+  for (const v of VARIANTS) setups.push(await startVariant(v, originUrl));
+  console.log(`${setups.length} variants; ${ROUNDS} rounds of ${CONNS} connections × ${SECONDS} s each, then ${BULK_N} × 64 MiB each way`);
+
+  for (const s of setups) await wrk(work, s.target, CONNS, SECONDS); // warm-up, not counted
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const s of setups) {
+      const before = s.pids.map(cpuMs);
+      const w = await wrk(work, s.target, CONNS, SECONDS);
+      const after = s.pids.map(cpuMs);
+      s.rps.push(w.rps);
+      s.requests += w.requests;
+      s.cpu[0] += after[0]! - before[0]!;
+      s.cpu[1] += after[1]! - before[1]!;
+    }
+  }
+  for (const s of setups) {
+    const perReq = s.cpu.map((ms) => ((ms * 1000) / Math.max(1, s.requests)).toFixed(0)).join(' / ');
+    console.log(`[${s.name}] small: req/s ${s.rps.map((x) => x.toFixed(0)).join(' ')}; CPU µs/request ${perReq}; ${memory(s)}`);
+  }
+  for (let r = 0; r < BULK_N; r++) {
+    for (const s of setups) {
+      s.down.push((await download(s.target, BULK)).mbps);
+      s.up.push((await upload(s.target, upFile, BULK)).mbps);
+    }
+  }
+  for (const s of setups) {
+    console.log(`[${s.name}] bulk: MB/s down ${s.down.map((x) => x.toFixed(0)).join(' ')}, up ${s.up.map((x) => x.toFixed(0)).join(' ')}; ${memory(s)}`);
+  }
+}
+
+await runBenchmark(main);

@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_HEAP_GROWING_PERCENT, heapGrowingFlag } from './run.ts';
+import { UsageError } from '../../store/index.ts';
+
+test('sidecars cap V8 heap growth by default; $SWS_HEAP_GROWING_PERCENT overrides it, 0 leaves V8 its own factor', () => {
+  assert.equal(heapGrowingFlag({}, []), `--heap-growing-percent=${DEFAULT_HEAP_GROWING_PERCENT}`);
+  assert.equal(heapGrowingFlag({ SWS_HEAP_GROWING_PERCENT: '' }, []), `--heap-growing-percent=${DEFAULT_HEAP_GROWING_PERCENT}`);
+  assert.equal(heapGrowingFlag({ SWS_HEAP_GROWING_PERCENT: '50' }, []), '--heap-growing-percent=50');
+  assert.equal(heapGrowingFlag({ SWS_HEAP_GROWING_PERCENT: '0' }, []), undefined);
+});
+
+test('a --heap-growing-percent given to node itself wins, in any spelling node accepts', () => {
+  for (const arg of ['--heap-growing-percent=30', '--heap_growing_percent=30', '--heap-growing-percent']) {
+    assert.equal(heapGrowingFlag({ SWS_HEAP_GROWING_PERCENT: '50' }, ['--max-semi-space-size=4', arg]), undefined, arg);
+  }
+  assert.equal(heapGrowingFlag({}, ['--heap-growing-percentage=3']), `--heap-growing-percent=${DEFAULT_HEAP_GROWING_PERCENT}`);
+});
+
+test('a bad $SWS_HEAP_GROWING_PERCENT is a usage error naming the variable, even when node has the flag', () => {
+  for (const v of ['lots', '-1', '1001', '2.5', '1e2']) {
+    for (const argv of [[], ['--heap-growing-percent=30']]) {
+      assert.throws(() => heapGrowingFlag({ SWS_HEAP_GROWING_PERCENT: v }, argv), (e: unknown) => e instanceof UsageError && /\$SWS_HEAP_GROWING_PERCENT/.test(e.message), v);
+    }
+  }
+});
