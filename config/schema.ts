@@ -21,10 +21,13 @@
  * Values are checked by the same schemas as the CLI flags (store/validate.ts) and normalized
  * the same way, so "the file" and "the database" compare like for like.
  */
-import { z, type Z } from '../store/zod.ts';
+import { zod, type Z } from '../store/zod.ts';
 import { parsePattern, schemas, SwsError } from '../store/index.ts';
 
 export const CONFIG_VERSION = 1;
+
+// Loaded with this module: only `sws apply` and `--config` import it.
+const z = zod();
 
 const pattern = z.string().transform((v, ctx) => {
   try {
@@ -38,7 +41,7 @@ const pattern = z.string().transform((v, ctx) => {
 const methods = z
   .union([z.array(z.string()).min(1, { error: 'list at least one method, or leave methods out for all' }), z.string()])
   .transform((v, ctx) => {
-    const r = schemas.methodsSchema.safeParse(Array.isArray(v) ? v.join(',') : v);
+    const r = schemas.methodsSchema().safeParse(Array.isArray(v) ? v.join(',') : v);
     if (r.success) return r.data;
     ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? 'invalid methods' });
     return z.NEVER;
@@ -48,31 +51,31 @@ const oneKey = (o: { publicKey?: string | undefined; publicKeyFile?: string | un
 const KEY_MSG = 'give exactly one of publicKey (PEM) and publicKeyFile';
 
 const site = z.strictObject({
-  host: schemas.hostSchema,
-  upstream: schemas.upstreamUrlSchema,
+  host: schemas.hostSchema(),
+  upstream: schemas.upstreamUrlSchema(),
   ca: z.string().min(1).optional(),
   caFile: z.string().min(1).optional(),
 });
 
 const client = z.strictObject({
-  user: schemas.userNameSchema,
+  user: schemas.userNameSchema(),
   publicKey: z.string().min(1).optional(),
   publicKeyFile: z.string().min(1).optional(),
 });
 
 const rule = z.strictObject({
-  user: schemas.userNameSchema,
+  user: schemas.userNameSchema(),
   pattern,
   methods: methods.optional(),
-  host: schemas.hostSchema.optional(),
+  host: schemas.hostSchema().optional(),
 });
 
 const server = z.strictObject({
-  name: schemas.serverNameSchema,
-  url: schemas.serverUrlSchema,
+  name: schemas.serverNameSchema(),
+  url: schemas.serverUrlSchema(),
   publicKey: z.string().min(1).optional(),
   publicKeyFile: z.string().min(1).optional(),
-  hosts: z.array(schemas.hostSchema).min(1, { error: 'list at least one host the inner server fronts' }),
+  hosts: z.array(schemas.hostSchema()).min(1, { error: 'list at least one host the inner server fronts' }),
 });
 
 const version = z.literal(CONFIG_VERSION, { error: `version must be ${CONFIG_VERSION} (the config format this sws reads)` });

@@ -14,7 +14,7 @@
  * - A pod that asks for a sidecar that cannot be added (a name, volume or port is taken, a bad
  *   role value) → `allowed: false` with the reason: fail closed, never a pod without its sidecar.
  */
-import { z } from '../store/zod.ts';
+import { zod } from '../store/zod.ts';
 import { InjectError } from './errors.ts';
 import { toJsonPatch } from './edits.ts';
 import { editsOf, planInjection } from './plan.ts';
@@ -22,6 +22,9 @@ import type { InjectSettings } from './settings.ts';
 import { displayName, isObject, type Json } from './workload.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+// Loaded with this module: only the webhook imports it.
+const z = zod();
 
 const reviewSchema = z.object({
   apiVersion: z.literal(ADMISSION_API_VERSION, { error: `apiVersion must be ${ADMISSION_API_VERSION}` }),

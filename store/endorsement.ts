@@ -14,25 +14,28 @@ import { fromBase64, toBase64, utf8 } from '../core/bytes.ts';
 import { importPrivateKey, importPublicKey, pssSign, pssVerify, signatureInput } from '../core/crypto.ts';
 import { toHex } from '../core/bytes.ts';
 import { KeyFormatError } from '../core/errors.ts';
-import { z, type Z } from './zod.ts';
+import { lazySchema, type Z } from './zod.ts';
 import { SwsError } from './errors.ts';
 
 export const ENDORSEMENT_TYPE = 'sws-inner-key-endorsement';
 const CONTEXT = 'inner key endorsement';
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const endorsementSchema = z.object({
-  type: z.literal(ENDORSEMENT_TYPE),
-  version: z.literal(1),
-  previousKeyId: hex64,
-  newKeyId: hex64,
-  newPublicKey: z.string().min(1).max(4096),
-  issuedAt: z.string().min(1).max(64),
-  overlapUntil: z.string().min(1).max(64),
-  signature: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/).max(1024),
+// Built on first use: an inner loads zod only once its key has been rotated.
+const endorsementSchema = lazySchema((z) => {
+  const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+  return z.object({
+    type: z.literal(ENDORSEMENT_TYPE),
+    version: z.literal(1),
+    previousKeyId: hex64,
+    newKeyId: hex64,
+    newPublicKey: z.string().min(1).max(4096),
+    issuedAt: z.string().min(1).max(64),
+    overlapUntil: z.string().min(1).max(64),
+    signature: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/).max(1024),
+  });
 });
 
-export type KeyEndorsement = Z.infer<typeof endorsementSchema>;
+export type KeyEndorsement = Z.infer<ReturnType<typeof endorsementSchema>>;
 
 export class EndorsementError extends SwsError {
   constructor(message: string) {
@@ -81,7 +84,7 @@ export function parseEndorsement(input: string | unknown): KeyEndorsement {
       throw new EndorsementError('the key statement is not JSON (expected the output of `sws inner key --statement`)');
     }
   }
-  const r = endorsementSchema.safeParse(value);
+  const r = endorsementSchema().safeParse(value);
   if (!r.success) throw new EndorsementError(`the key statement is not an sws inner key endorsement (${r.error.issues[0]?.path.join('.') || 'shape'})`);
   return r.data;
 }

@@ -8,7 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Z } from '../../store/zod.ts';
+import type { LazySchema, Z } from '../../store/zod.ts';
 import { KeyFormatError } from '../../core/errors.ts';
 import { openStore, resolveDataDir, SwsError, UsageError, DEFAULT_SCRYPT, schemas, type OpenStoreOptions, type Role, type Store } from '../../store/index.ts';
 
@@ -81,7 +81,7 @@ export function dataDirOf(cmd: Command, ctx: CliContext): string {
 function envInt(ctx: CliContext, name: string, min: number, max: number): number | undefined {
   const v = ctx.env[name];
   if (v === undefined || v === '') return undefined;
-  return schemas.check(schemas.intSchema(min, max), v, `$${name}`);
+  return schemas.checkInt(v, min, max, `$${name}`);
 }
 
 /**
@@ -124,7 +124,7 @@ export async function withStore<T>(cmd: Command, ctx: CliContext, role: Role | u
 }
 
 /** Validates an argument with a zod schema; the error names `field`. */
-export function arg<S extends Z.ZodType>(schema: S, value: unknown, field: string): Z.output<S> {
+export function arg<S extends Z.ZodType>(schema: S | LazySchema<S>, value: unknown, field: string): Z.output<S> {
   return schemas.check(schema, value, field);
 }
 

@@ -7,15 +7,15 @@ import { setFlagsFromString } from 'node:v8';
 import { schemas } from '../../store/index.ts';
 import type { ListenAddress } from '../../sidecar-shared/listen.ts';
 
-/** A decimal integer flag from `min` to `max` (zod, store/validate.ts); the error names `flag`. */
+/** A decimal integer flag from `min` to `max` (store/validate.ts); the error names `flag`. */
 export function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  return schemas.check(schemas.intSchema(min, max), value, flag);
+  return schemas.checkInt(value, min, max, flag);
 }
 
 /** `--listen` / `--admin-listen`: HOST:PORT, [v6]:PORT or :PORT; the error names `flag` (exit 2). */
 export function listenFlag(value: string, flag: string): ListenAddress {
-  return schemas.check(schemas.listenSchema, value, flag);
+  return schemas.checkListen(value, flag);
 }
 
 /**
@@ -34,7 +34,7 @@ const HEAP_GROWING_ENV = 'SWS_HEAP_GROWING_PERCENT';
  */
 export function heapGrowingFlag(env: NodeJS.ProcessEnv, execArgv: readonly string[]): string | undefined {
   const raw = env[HEAP_GROWING_ENV];
-  const percent = raw === undefined || raw === '' ? DEFAULT_HEAP_GROWING_PERCENT : schemas.check(schemas.intSchema(0, 1000), raw, `$${HEAP_GROWING_ENV}`);
+  const percent = raw === undefined || raw === '' ? DEFAULT_HEAP_GROWING_PERCENT : schemas.checkInt(raw, 0, 1000, `$${HEAP_GROWING_ENV}`);
   if (execArgv.some((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a))) return undefined;
   return percent === 0 ? undefined : `--heap-growing-percent=${percent}`;
 }
