@@ -178,7 +178,8 @@ async function main(): Promise<void> {
   await chain.inner.stop();
   console.log(`profiles in ${out}; rekey ${REKEY}; ${CONNS} connections × ${SECONDS} s; ${BULK_N} × 64 MiB each way`);
 
-  for (const phase of ['small', 'bulk'] as const) {
+  // --bulk 0: the small-request phase only (no empty bulk report).
+  for (const phase of BULK_N > 0 ? (['small', 'bulk'] as const) : (['small'] as const)) {
     const inner = await startProfiled('inner', ['--data', chain.innerData], innerListen, join(out, phase));
     const outer = await startProfiled('outer', ['--data', chain.outerData, '--rekey', REKEY], '127.0.0.1:0', join(out, phase));
     for (const p of [inner.proc, outer.proc]) p.child.stdout!.on('data', () => undefined);
@@ -236,11 +237,12 @@ async function main(): Promise<void> {
   for (let i = 0; i < BULK_N; i++) u.push((await upload(t, upFile, BULK)).mbps);
   const g1 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
   const tot = (c: ThreadCpu) => c.main + c.pool + c.other;
-  console.log(`\n=== Node forwarder for comparison: ${w.rps.toFixed(0)} req/s @${CONNS}; bulk: download ${d.map((x) => x.toFixed(0)).join(', ')} MB/s; upload ${u.map((x) => x.toFixed(0)).join(', ')} MB/s`);
+  const bulkSummary = BULK_N > 0 ? `; bulk: download ${d.map((x) => x.toFixed(0)).join(', ')} MB/s; upload ${u.map((x) => x.toFixed(0)).join(', ')} MB/s` : '';
+  console.log(`\n=== Node forwarder for comparison: ${w.rps.toFixed(0)} req/s @${CONNS}${bulkSummary}`);
   for (const [i, hop] of ['hop1', 'hop2'].entries()) {
     const sm = diff(f0[i]!, f1[i]!);
     const bk = diff(g0[i]!, g1[i]!);
-    console.log(`${hop}: ${((tot(sm) * 1e6) / w.requests).toFixed(0)} µs CPU/request (main ${((sm.main * 1e6) / w.requests).toFixed(0)}, kernel ${((sm.sys * 1e6) / w.requests).toFixed(0)}), ${(sm.syscw / w.requests).toFixed(1)} writes + ${(sm.syscr / w.requests).toFixed(1)} reads/request, ${(sm.minflt / w.requests).toFixed(2)} minor faults/request; ${((tot(bk) * 1e6) / (2 * BULK_N * 64)).toFixed(0)} µs CPU/MiB, ${(bk.syscw / (2 * BULK_N * 64)).toFixed(1)} writes/MiB`);
+    console.log(`${hop}: ${((tot(sm) * 1e6) / w.requests).toFixed(0)} µs CPU/request (main ${((sm.main * 1e6) / w.requests).toFixed(0)}, kernel ${((sm.sys * 1e6) / w.requests).toFixed(0)}), ${(sm.syscw / w.requests).toFixed(1)} writes + ${(sm.syscr / w.requests).toFixed(1)} reads/request, ${(sm.minflt / w.requests).toFixed(2)} minor faults/request${BULK_N > 0 ? `; ${((tot(bk) * 1e6) / (2 * BULK_N * 64)).toFixed(0)} µs CPU/MiB, ${(bk.syscw / (2 * BULK_N * 64)).toFixed(1)} writes/MiB` : ''}`);
   }
 }
 
