@@ -7,7 +7,7 @@
  *
  * A variant is space-separated tokens: `--flag[=value]` goes to node, `NAME=value` to the
  * sidecars' environment; an empty variant is the default start. Prints per variant the
- * small-request req/s of every round, CPU µs per request (outer / inner, /proc/PID/stat) and,
+ * small-request req/s and p99 latency of every round, CPU µs per request (outer / inner, /proc/PID/stat) and,
  * after the small-request rounds and again after `--bulk` 64 MiB downloads and uploads, RSS and
  * peak RSS (VmHWM) of both sidecars. Used for docs/PERFORMANCE.md, "Heap growth".
  */
@@ -48,6 +48,7 @@ interface Setup {
   target: Target;
   pids: [number, number];
   rps: number[];
+  p99: number[];
   cpu: [number, number];
   requests: number;
   down: number[];
@@ -96,7 +97,7 @@ async function startVariant(variant: string, originUrl: string): Promise<Setup> 
       await sleep(100); // readiness probe, not a timing assumption: retried until the chain answers
     }
   }
-  return { name: variant || '(default)', target, pids: [outer.pid!, inner.pid!], rps: [], cpu: [0, 0], requests: 0, down: [], up: [] };
+  return { name: variant || '(default)', target, pids: [outer.pid!, inner.pid!], rps: [], p99: [], cpu: [0, 0], requests: 0, down: [], up: [] };
 }
 
 async function main(): Promise<void> {
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
       const w = await wrk(work, s.target, CONNS, SECONDS);
       const after = s.pids.map(cpuMs);
       s.rps.push(w.rps);
+      s.p99.push(w.p99Ms);
       s.requests += w.requests;
       s.cpu[0] += after[0]! - before[0]!;
       s.cpu[1] += after[1]! - before[1]!;
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
   }
   for (const s of setups) {
     const perReq = s.cpu.map((ms) => ((ms * 1000) / Math.max(1, s.requests)).toFixed(0)).join(' / ');
-    console.log(`[${s.name}] small: req/s ${s.rps.map((x) => x.toFixed(0)).join(' ')}; CPU µs/request ${perReq}; ${memory(s)}`);
+    console.log(`[${s.name}] small: req/s ${s.rps.map((x) => x.toFixed(0)).join(' ')}; p99 ms ${s.p99.map((x) => x.toFixed(1)).join(' ')}; CPU µs/request ${perReq}; ${memory(s)}`);
   }
   for (let r = 0; r < BULK_N; r++) {
     for (const s of setups) {
