@@ -95,3 +95,94 @@ test('parseBasic: RFC 7617 credentials; anything else is no credentials', () => 
   assert.equal(parseBasic('Bearer x'), undefined);
   assert.equal(parseBasic(basic('', 'pw')), undefined);
 });
+
+/** A user store whose password checks wait until released, to hold checks in flight. */
+function gatedStore(users: Record<string, string>) {
+  const s = store(users);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const verify = s.verifyPassword;
+  s.verifyPassword = async (user, password) => {
+    const result = verify(user, password); // counts and reads the users now, as scrypt reads the hash first
+    await gate;
+    return result;
+  };
+  return { s, release };
+}
+
+test('identical credentials arriving together share one password check, right or wrong', async () => {
+  const { s, release } = gatedStore({ alice: 'alice-pw-1' });
+  const auth = new Authenticator(s);
+  const good = Array.from({ length: 8 }, () => auth.authenticateHeader({}, basic('alice', 'alice-pw-1')));
+  const bad = Array.from({ length: 8 }, () => auth.authenticateHeader({}, basic('alice', 'guess')));
+  const other = auth.authenticateHeader({}, basic('alice', 'guess-2'));
+  release();
+  assert.deepEqual(await Promise.all(good), Array(8).fill('alice'));
+  assert.deepEqual(await Promise.all(bad), Array(8).fill(undefined));
+  assert.equal(await other, undefined);
+  assert.equal(s.checks, 3, 'one check per distinct credentials');
+  assert.equal(await auth.authenticateHeader({}, basic('alice', 'guess')), undefined);
+  assert.equal(s.checks, 4, 'a failure is not remembered once its check is over');
+  assert.equal(await auth.authenticateHeader({}, basic('alice', 'alice-pw-1')), 'alice');
+  assert.equal(s.checks, 4, 'a success is');
+});
+
+test('after a store change, credentials never join a check that started before it', async () => {
+  const { s, release } = gatedStore({ alice: 'old-password' });
+  const auth = new Authenticator(s);
+  const before = auth.authenticateHeader({}, basic('alice', 'old-password'));
+  s.users = { alice: 'new-password' };
+  auth.forgetAll();
+  const after = auth.authenticateHeader({}, basic('alice', 'old-password'));
+  release();
+  assert.equal(await after, undefined, 'checked against the new password');
+  assert.equal(s.checks, 2);
+  assert.equal(await before, 'alice', 'the check that raced the change answers for its own request only');
+  assert.equal(await auth.authenticateHeader({}, basic('alice', 'old-password')), undefined, 'and was not remembered');
+});
+
+test('a password check that throws fails every request that joined it, and the next one checks again', async () => {
+  let calls = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const auth = new Authenticator({
+    async verifyPassword() {
+      calls++;
+      await gate;
+      if (calls === 1) throw new Error('store unavailable');
+      return true;
+    },
+  });
+  const joined = [auth.authenticateHeader({}, basic('alice', 'pw')), auth.authenticateHeader({}, basic('alice', 'pw'))];
+  release();
+  for (const r of await Promise.allSettled(joined)) assert.equal(r.status, 'rejected');
+  assert.equal(calls, 1);
+  assert.equal(await auth.authenticateHeader({}, basic('alice', 'pw')), 'alice');
+  assert.equal(calls, 2);
+});
+
+test('at most maxConcurrent password checks run at once; the others wait their turn', async () => {
+  let running = 0;
+  let most = 0;
+  const waiting: (() => void)[] = [];
+  const auth = new Authenticator(
+    {
+      async verifyPassword() {
+        running++;
+        most = Math.max(most, running);
+        await new Promise<void>((r) => waiting.push(r));
+        running--;
+        return false;
+      },
+    },
+    2,
+  );
+  const all = Array.from({ length: 6 }, (_, i) => auth.authenticateHeader({}, basic('alice', `guess-${i}`)));
+  // Release checks one by one as they start, until all six have run.
+  for (let released = 0; released < 6; released++) {
+    while (waiting.length === 0) await new Promise((r) => setImmediate(r));
+    waiting.shift()!();
+  }
+  assert.deepEqual(await Promise.all(all), Array(6).fill(undefined));
+  assert.equal(most, 2);
+});

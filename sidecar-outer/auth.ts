@@ -5,6 +5,8 @@
  * a constant-time compare instead of a scrypt. A keep-alive connection also remembers the
  * exact Proxy-Authorization value it last proved, so its next requests cost one constant-time
  * compare (cache hits are too cheap for an HMAC each). Any store change forgets every success.
+ * Identical credentials that arrive while their check runs wait for that check instead of
+ * starting another (a browser opens several connections with the same header at once).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -39,6 +41,8 @@ export class Authenticator {
   readonly #checker: PasswordChecker;
   readonly #key = randomBytes(32);
   readonly #ok = new Map<string, Buffer>();
+  /** Checks running since the last store change, by the HMAC of their credentials: the same credentials join the check. */
+  readonly #checking = new Map<string, Promise<boolean>>();
   /** Connection (socket) → its last accepted Proxy-Authorization; gone with the socket. */
   readonly #byConnection = new WeakMap<object, ConnectionProof>();
   /** Moves on every store change: a success remembered under an older generation no longer counts. */
@@ -85,13 +89,29 @@ export class Authenticator {
     const tag = this.#tag(c);
     const known = this.#ok.get(c.user);
     if (known && timingSafeEqual(known, tag)) return c.user;
+    const key = tag.toString('base64');
+    let check = this.#checking.get(key);
+    if (check === undefined) {
+      const started = this.#check(c, tag, generation);
+      this.#checking.set(key, started);
+      const done = () => {
+        if (this.#checking.get(key) === started) this.#checking.delete(key);
+      };
+      started.then(done, done);
+      check = started;
+    }
+    return (await check) ? c.user : undefined;
+  }
+
+  /** One password check (scrypt), at most `maxConcurrent` at once; a success is remembered. */
+  async #check(c: Credentials, tag: Buffer, generation: number): Promise<boolean> {
     if (this.#running >= this.#maxConcurrent) await new Promise<void>((r) => this.#queue.push(r));
     this.#running++;
     try {
-      if (!(await this.#checker.verifyPassword(c.user, c.password))) return undefined;
+      if (!(await this.#checker.verifyPassword(c.user, c.password))) return false;
       // A check that raced a store change may have read the old password: not remembered.
       if (generation === this.#generation) this.#ok.set(c.user, tag);
-      return c.user;
+      return true;
     } finally {
       this.#running--;
       this.#queue.shift()?.();
@@ -101,6 +121,8 @@ export class Authenticator {
   /** The store changed (a password, a user): every remembered success is forgotten. */
   forgetAll(): void {
     this.#ok.clear();
+    // A check already running may have read the old password: later requests start their own.
+    this.#checking.clear();
     this.#generation++;
   }
 }
