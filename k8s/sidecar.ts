@@ -9,6 +9,9 @@ import { NAMES, PATHS, forRole, type InjectSettings } from './settings.ts';
 import type { SidecarRole } from './annotations.ts';
 import type { JsonObject } from './workload.ts';
 
+/** `--password-checks` of an injected outer (scrypt, 32 MiB each while it runs). */
+export const OUTER_PASSWORD_CHECKS = 2;
+
 export interface SidecarParts {
   /** Appended to the pod's initContainers (the init step; the native sidecar after it). */
   readonly initContainers: JsonObject[];
@@ -82,6 +85,9 @@ export function sidecarParts(role: SidecarRole, s: InjectSettings, native: boole
   };
   const args = [role, 'start', '--listen', `0.0.0.0:${mainPort}`, '--admin-listen', `0.0.0.0:${s.adminPort}`, '--log-level', s.logLevel];
   if (role === 'outer' && s.rekey !== undefined) args.push('--rekey', s.rekey);
+  // Each password check holds 32 MiB while it runs: two keep a burst of wrong passwords within
+  // the default 256Mi limit next to the outer's own peak (docs/KUBERNETES.md).
+  if (role === 'outer') args.push('--password-checks', String(OUTER_PASSWORD_CHECKS));
   const probe = (path: string, periodSeconds: number, failureThreshold: number): JsonObject => ({
     httpGet: { path, port: NAMES.ports.admin },
     periodSeconds,

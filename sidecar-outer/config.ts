@@ -1,4 +1,5 @@
 /** The outer sidecar's configuration, parsed once at the edge (bin/) into this typed object. */
+import { availableParallelism } from 'node:os';
 import type { RekeyPolicy } from '../core/keyrotation.ts';
 import type { ListenAddress } from '../sidecar-shared/listen.ts';
 import type { OuterCacheConfig } from './cache.ts';
@@ -25,6 +26,17 @@ export interface OuterSidecarConfig {
   readonly portal?: PortalConfig;
   /** Forward-proxy mode: Clear-Site-Data "cache" when an address changes user (default on). */
   readonly clearOnUserSwitch?: boolean;
+  /** Password checks (scrypt, 32 MiB each with the default cost) run at once; default defaultPasswordChecks(). */
+  readonly passwordChecks?: number;
+}
+
+/**
+ * Concurrent password checks by default: one per core, at most 4. scrypt is CPU-bound, so more
+ * than the cores only lengthens each check, and each holds 128 × r × N octets while it runs
+ * (32 MiB at the default cost): a burst of logins or of wrong passwords adds this many × 32 MiB.
+ */
+export function defaultPasswordChecks(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 export const OUTER_DEFAULTS = {

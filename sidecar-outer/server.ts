@@ -30,7 +30,7 @@ import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import { Authenticator } from './auth.ts';
-import type { OuterSidecarConfig } from './config.ts';
+import { defaultPasswordChecks, type OuterSidecarConfig } from './config.ts';
 import { TargetCache, type ProxyTarget } from './target.ts';
 import { OuterCache, type OpenedBody, type OuterAnswer, type OuterPlan } from './cache.ts';
 import type { CachedAnswer } from '../sidecar-shared/cache.ts';
@@ -110,7 +110,7 @@ export class OuterSidecar {
     this.metrics = createMetrics('outer');
     this.log = deps.logger ?? createLogger({ role: 'outer', level: config.logLevel });
     this.#access = AccessLog.of(this.log);
-    this.#auth = new Authenticator(outerUsers(store));
+    this.#auth = new Authenticator(outerUsers(store), config.passwordChecks ?? defaultPasswordChecks());
     this.#cache = new OuterCache(config.cache ?? { maxBytes: 0, maxObjectBytes: 0, recheckMs: 0 }, this.metrics);
     this.#switches = config.clearOnUserSwitch === false ? undefined : new UserSwitchTracker();
     this.#portal = config.portal

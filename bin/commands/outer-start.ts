@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_REKEY_POLICY, formatRekeyPolicy, parseRekeyPolicy } from '../../core/keyrotation.ts';
 import { OuterSidecar } from '../../sidecar-outer/server.ts';
-import { OUTER_DEFAULTS, type OuterSidecarConfig } from '../../sidecar-outer/config.ts';
+import { defaultPasswordChecks, OUTER_DEFAULTS, type OuterSidecarConfig } from '../../sidecar-outer/config.ts';
 import { PolicyError } from '../../core/errors.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, readInputFile, type CliContext } from './common.ts';
@@ -19,6 +19,7 @@ interface Flags extends OuterCacheFlags, StartConfigFlags {
   connectTimeout?: string;
   innerProxy?: string;
   grace?: string;
+  passwordChecks?: string;
   tlsCert?: string;
   tlsKey?: string;
   logLevel: string;
@@ -35,6 +36,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--connect-timeout <MS>', `inner connect timeout (default ${OUTER_DEFAULTS.connectTimeoutMs})`)
     .option('--inner-proxy <URL>', 'send envelopes through this HTTP proxy (http://HOST:PORT)')
     .option('--grace <MS>', `shutdown grace period for requests in flight (default ${OUTER_DEFAULTS.shutdownGraceMs})`)
+    .option('--password-checks <N>', `password checks (scrypt, 32 MiB each) run at once (default ${defaultPasswordChecks()}: one per core, at most 4)`)
     .option('--tls-cert <FILE>', 'serve clients over HTTPS (claim 7): PEM certificate, with any intermediates')
     .option('--tls-key <FILE>', 'the private key of --tls-cert (PEM)')
     .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(OUTER_DEFAULTS.logLevel));
@@ -65,6 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
         cache: outerCacheConfig(opts),
         ...(portal ? { portal } : {}),
         clearOnUserSwitch: opts.clearOnUserSwitch,
+        passwordChecks: intFlag(opts.passwordChecks, '--password-checks', 1, 64) ?? defaultPasswordChecks(),
       };
       // Every flag is checked first; then the config is applied, then the sidecar starts.
       tuneHeapForSidecar(ctx.env);
