@@ -15,14 +15,10 @@ import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSWORDS, SWS, startChain } from '../test/helpers/e2e.ts';
-import { freePort, onCleanup, runBenchmark, sleep, startNodeScript, stopChild, tempDir } from './harness.ts';
+import { freePort, onCleanup, optionValue, runBenchmark, sleep, startNodeScript, stopChild, tempDir } from './harness.ts';
 import { download, probe, upload, wrk, type Target } from './load.ts';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : dflt;
-};
+const opt = (name: string, dflt: string) => optionValue(process.argv, name, dflt);
 const VARIANTS = opt('variants', '|SWS_HEAP_GROWING_PERCENT=0').split('|');
 const ROUNDS = Number(opt('rounds', '8'));
 const SECONDS = Number(opt('seconds', '2'));

@@ -278,6 +278,12 @@ export async function waitPort(port: number, what: string, proc?: Started, timeo
   }
 }
 
+/** The value after `--NAME` in a script's arguments, or `dflt`. */
+export function optionValue(argv: readonly string[], name: string, dflt: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1]! : dflt;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------ statistics

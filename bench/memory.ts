@@ -21,14 +21,10 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSWORDS, startChain } from '../test/helpers/e2e.ts';
-import { BENCH_DIR, onCleanup, run, runBenchmark, sleep, startNodeScript, stat, tempDir } from './harness.ts';
+import { BENCH_DIR, onCleanup, optionValue, run, runBenchmark, sleep, startNodeScript, stat, tempDir } from './harness.ts';
 import { download, probe, upload, wrk, type Target } from './load.ts';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : dflt;
-};
+const opt = (name: string, dflt: string) => optionValue(process.argv, name, dflt);
 const SETUPS = opt('setups', 'fwd-build,fwd-tsx,sws-build,sws-tsx').split(',');
 const VARIANTS = opt('variants', '').split('|').map((v) => v.trim());
 const REPEAT = Number(opt('repeat', '1'));

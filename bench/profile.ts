@@ -19,14 +19,11 @@ import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { PASSWORDS, startChain, SWS } from '../test/helpers/e2e.ts';
 import { formatRows, summarize } from './cpuprofile.ts';
-import { onCleanup, runBenchmark, startNodeScript, startProcess, tempDir, type Started } from './harness.ts';
+import { onCleanup, optionValue, runBenchmark, type Started, startNodeScript, startProcess, tempDir } from './harness.ts';
 import { download, probe, upload, wrk, type Target } from './load.ts';
 
 const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : dflt;
-};
+const opt = (name: string, dflt: string) => optionValue(process.argv, name, dflt);
 const SECONDS = Number(opt('seconds', '15'));
 const CONNS = Number(opt('connections', '64'));
 const BULK_N = Number(opt('bulk', '5'));

@@ -30,9 +30,12 @@ const onlyArg = argv.indexOf('--only');
 const only = onlyArg >= 0 ? (argv[onlyArg + 1] ?? '').split(',').filter(Boolean) : [];
 const noWrite = argv.includes('--no-write');
 
+// warm: seconds of load per setup before the first counted run. A fresh sws chain reaches its
+// steady rate after ~5-6 s of load, the forwarder after ~3 (`npx tsx bench/warmup.ts`): with 1 s
+// the quick runs measured sws half-compiled (0.17 of the forwarder at 16 connections, 0.35 warm).
 const CFG = quick
-  ? { runs: 3, seconds: 2, warm: 1, bulkRuns: 3, bigBody: 256 * 1048576, rsaSeconds: 0.5 }
-  : { runs: 5, seconds: 8, warm: 3, bulkRuns: 5, bigBody: 1024 * 1048576, rsaSeconds: 2 };
+  ? { runs: 3, seconds: 2, warm: 6, bulkRuns: 3, bigBody: 256 * 1048576, rsaSeconds: 0.5 }
+  : { runs: 5, seconds: 8, warm: 8, bulkRuns: 5, bigBody: 1024 * 1048576, rsaSeconds: 2 };
 const CONNS = [16, 64] as const;
 const BULK = 64 * 1048576;
 const POLICIES = ['destination', 'count:100', 'request'];
