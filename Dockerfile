@@ -48,5 +48,8 @@ USER 10001:10001
 VOLUME ["/var/lib/sws"]
 # inner sidecar, outer sidecar (HTTP proxy), admin (/healthz /readyz /metrics), webhook
 EXPOSE 8480 3128 9901 8443
-ENTRYPOINT ["node", "/app/bin/sws.js"]
+# --no-memory-reducer: V8's idle-time heap shrinking left a sidecar at a third of its rate for
+# the first second after 30 s without requests (docs/PERFORMANCE.md, "After idle"). Node refuses
+# the flag in NODE_OPTIONS and ignores it once started, so it is given here.
+ENTRYPOINT ["node", "--no-memory-reducer", "/app/bin/sws.js"]
 CMD ["--help"]

@@ -3,13 +3,15 @@
  * allows: every variant's chain (outer + inner, one origin shared) runs side by side, and the
  * load alternates between them round by round, so a slow second hurts all variants alike.
  *
- *   npx tsx bench/ab.ts --variants "A|B[|…]" [--rounds 8] [--seconds 2] [--connections 64] [--bulk 3]
+ *   npx tsx bench/ab.ts --variants "A|B[|…]" [--rounds 8] [--seconds 2] [--connections 64] [--idle 0] [--bulk 3]
  *
  * A variant is space-separated tokens: `--flag[=value]` goes to node, `NAME=value` to the
  * sidecars' environment; an empty variant is the default start. Prints per variant the
  * small-request req/s and p99 latency of every round, CPU µs per request (outer / inner, /proc/PID/stat) and,
  * after the small-request rounds and again after `--bulk` 64 MiB downloads and uploads, RSS and
- * peak RSS (VmHWM) of both sidecars. Used for docs/PERFORMANCE.md, "Heap growth".
+ * peak RSS (VmHWM) of both sidecars. `--idle S`: then S seconds without requests, and three
+ * 1 s rounds per variant (what a sidecar serves right after a pause), with RSS before and after
+ * the pause. Used for docs/PERFORMANCE.md, "Heap growth" and "After idle".
  */
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ const ROUNDS = Number(opt('rounds', '8'));
 const SECONDS = Number(opt('seconds', '2'));
 const CONNS = Number(opt('connections', '64'));
 const BULK_N = Number(opt('bulk', '3'));
+const IDLE_S = Number(opt('idle', '0'));
 const BULK = 64 * 1048576;
 const HOST = 'intranet.example';
 
@@ -125,13 +128,24 @@ async function main(): Promise<void> {
     const perReq = s.cpu.map((ms) => ((ms * 1000) / Math.max(1, s.requests)).toFixed(0)).join(' / ');
     console.log(`[${s.name}] small: req/s ${s.rps.map((x) => x.toFixed(0)).join(' ')}; p99 ms ${s.p99.map((x) => x.toFixed(1)).join(' ')}; CPU µs/request ${perReq}; ${memory(s)}`);
   }
+  if (IDLE_S > 0) {
+    const rssOf = (s: Setup) => s.pids.map((pid) => statusMiB(pid, 'VmRSS')).join(' / ');
+    const before = setups.map(rssOf);
+    await sleep(IDLE_S * 1000);
+    const after = setups.map(rssOf);
+    for (const [i, s] of setups.entries()) {
+      const rounds: number[] = [];
+      for (let r = 0; r < 3; r++) rounds.push((await wrk(work, s.target, CONNS, 1)).rps);
+      console.log(`[${s.name}] after ${IDLE_S} s idle: req/s in 1 s rounds ${rounds.map((x) => x.toFixed(0)).join(' ')}; RSS ${before[i]} MiB before the pause, ${after[i]} after`);
+    }
+  }
   for (let r = 0; r < BULK_N; r++) {
     for (const s of setups) {
       s.down.push((await download(s.target, BULK)).mbps);
       s.up.push((await upload(s.target, upFile, BULK)).mbps);
     }
   }
-  for (const s of setups) {
+  for (const s of BULK_N > 0 ? setups : []) {
     console.log(`[${s.name}] bulk: MB/s down ${s.down.map((x) => x.toFixed(0)).join(' ')}, up ${s.up.map((x) => x.toFixed(0)).join(' ')}; ${memory(s)}`);
   }
 }

@@ -42,11 +42,11 @@ export function directSetup(originPort: number): Setup {
 }
 
 /**
- * V8 flags every Node process of the comparison runs with: what the container image sets for the
- * sidecars (Dockerfile NODE_OPTIONS; docs/PERFORMANCE.md "Memory"), given to the forwarder as well
- * so that the two are measured on equal terms.
+ * V8 flags every Node process of the comparison runs with: what the container image gives the
+ * sidecars (Dockerfile NODE_OPTIONS and ENTRYPOINT; docs/PERFORMANCE.md "Memory" and "After
+ * idle"), given to the forwarder as well so that the two are measured on equal terms.
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--no-memory-reducer'];
 
 export function forwarderSetup(originPort: number): Setup {
   return {
@@ -115,7 +115,7 @@ export function quiet(p: SidecarProcess): void {
 /**
  * The sws chain, built through the real CLI by the e2e helpers (startChain: inner init, site,
  * users, keys, grants, server; both sidecars on OS-chosen loopback ports), outer `--rekey POLICY`.
- * `env` reaches both sidecars; its NODE_OPTIONS are added to NODE_FLAGS.
+ * `env` reaches both sidecars (with its NODE_OPTIONS); NODE_FLAGS are given to node itself.
  */
 export function swsSetup(originUrl: string, policy: string, env: NodeJS.ProcessEnv = {}): Setup {
   return {
@@ -123,8 +123,7 @@ export function swsSetup(originUrl: string, policy: string, env: NodeJS.ProcessE
     kind: 'sws',
     policy,
     start: async () => {
-      const nodeOptions = [...NODE_FLAGS, env.NODE_OPTIONS ?? ''].join(' ').trim();
-      const chain = await startChain({ originUrl, host: HOST, rekey: policy, env: { ...env, NODE_OPTIONS: nodeOptions } });
+      const chain = await startChain({ originUrl, host: HOST, rekey: policy, env, nodeArgs: NODE_FLAGS });
       let stopped = false;
       const stop = async () => {
         if (stopped) return;

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const h2 = await startNodeScript('forwarder.ts', ['--upstream', originUrl], NODE_FLAGS);
   const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`], NODE_FLAGS);
   const forwarder: Target = { connectUrl: `http://127.0.0.1:${h1.info.port as number}`, smallPath: '/1k', url: (p) => `http://127.0.0.1:${h1.info.port as number}${p}` };
-  const chain = await startChain({ originUrl, host: HOST, env: { NODE_OPTIONS: NODE_FLAGS.join(' ') } });
+  const chain = await startChain({ originUrl, host: HOST, nodeArgs: NODE_FLAGS });
   onCleanup(() => chain.stop());
   const sws: Target = { connectUrl: chain.proxy, smallPath: `http://${HOST}/1k`, proxyUser: `alice:${PASSWORDS.alice}`, url: (p) => `http://${HOST}${p}` };
   const f: number[] = [];

@@ -3,7 +3,7 @@
  * the data dir from the mounted ConfigMap (`sws apply --init --prune -f /etc/sws/sws.yaml`), the sidecar
  * itself (`sws inner start` / `sws outer start`) with its ports, probes on the admin port
  * (/healthz, /readyz), resources and a locked-down securityContext, and the volumes both use.
- * The image's entrypoint is `node /app/bin/sws.js`, so `args` are `sws` arguments.
+ * The image's entrypoint is `node --no-memory-reducer /app/bin/sws.js`, so `args` are `sws` arguments.
  */
 import { NAMES, PATHS, forRole, type InjectSettings } from './settings.ts';
 import type { SidecarRole } from './annotations.ts';

@@ -56,10 +56,13 @@ export interface SidecarProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `sws inner start` / `sws outer start` and resolves once it listens and /readyz says ready. */
-export function startSidecar(args: readonly string[], env: NodeJS.ProcessEnv = {}, port = 0): Promise<SidecarProcess> {
+/**
+ * Starts `sws inner start` / `sws outer start` and resolves once it listens and /readyz says
+ * ready. `nodeArgs` go to node itself (flags NODE_OPTIONS refuses, as the image's entrypoint gives them).
+ */
+export function startSidecar(args: readonly string[], env: NodeJS.ProcessEnv = {}, port = 0, nodeArgs: readonly string[] = []): Promise<SidecarProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SWS, ...args, '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0'], {
+    const child = spawn(process.execPath, [...nodeArgs, SWS, ...args, '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0'], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -215,6 +218,8 @@ export async function startChain(opts: {
   /** Put something (a recording relay, a proxy) between outer and inner: returns the URL the outer should use. */
   via?: (innerUrl: string) => Promise<string>;
   env?: NodeJS.ProcessEnv;
+  /** Node flags for both sidecars (startSidecar). */
+  nodeArgs?: readonly string[];
 }): Promise<Chain> {
   const dir = mkdtempSync(join(tmpdir(), 'sws-e2e-'));
   const innerData = join(dir, 'inner');
@@ -234,10 +239,10 @@ export async function startChain(opts: {
     await swsOk(['client', 'add', user, '--key', pem, '--data', innerData]);
   }
   for (const [user, pattern, ...flags] of opts.grants ?? [['alice', '/**']]) await swsOk(['acl', 'grant', user, pattern, ...flags, '--data', innerData]);
-  let inner = await startSidecar(['inner', 'start', '--data', innerData, ...(opts.innerArgs ?? [])], opts.env);
+  let inner = await startSidecar(['inner', 'start', '--data', innerData, ...(opts.innerArgs ?? [])], opts.env, 0, opts.nodeArgs);
   const innerUrl = opts.via ? await opts.via(inner.url) : inner.url;
   await swsOk(['server', 'add', 'main', '--url', innerUrl, '--key', innerPem, '--hosts', hosts.join(','), '--data', outerData]);
-  const outer = await startSidecar(['outer', 'start', '--data', outerData, ...(opts.rekey ? ['--rekey', opts.rekey] : []), ...(opts.outerArgs ?? [])], opts.env);
+  const outer = await startSidecar(['outer', 'start', '--data', outerData, ...(opts.rekey ? ['--rekey', opts.rekey] : []), ...(opts.outerArgs ?? [])], opts.env, 0, opts.nodeArgs);
   const chain: Chain = {
     dir,
     innerData,
@@ -250,7 +255,7 @@ export async function startChain(opts: {
     async restartInner() {
       const port = inner.port;
       await inner.stop();
-      inner = await startSidecar(['inner', 'start', '--data', innerData, ...(opts.innerArgs ?? [])], opts.env, port);
+      inner = await startSidecar(['inner', 'start', '--data', innerData, ...(opts.innerArgs ?? [])], opts.env, port, opts.nodeArgs);
       return inner;
     },
     async stop() {

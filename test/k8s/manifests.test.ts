@@ -151,7 +151,7 @@ test('Dockerfile: multi-stage, production dependencies only, a numeric non-root 
   assert.ok(user, 'USER must be numeric uid:gid');
   assert.equal(Number(user[1]), settings.runAsUser);
   assert.notEqual(Number(user[1]), 0);
-  assert.match(df, /^ENTRYPOINT \["node", "\/app\/bin\/sws\.js"\]$/m);
+  assert.match(df, /^ENTRYPOINT \["node", "--no-memory-reducer", "\/app\/bin\/sws\.js"\]$/m);
   const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
   for (const p of ['node_modules', '.git', '**/master.key', '.sws']) assert.ok(ignore.includes(p), `.dockerignore lacks ${p}`);
 });
