@@ -1,3 +1,7 @@
+/**
+ * The V8 heap-growth setting a sidecar start applies (docs/OPERATIONS.md, "Heap growth"): the
+ * default, the environment override, the operator's own node flag winning, and bad values.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_HEAP_GROWING_PERCENT, heapGrowingFlag } from './run.ts';
