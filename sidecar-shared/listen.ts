@@ -8,13 +8,16 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces). */
+/**
+ * `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces) → where a listener binds; port 0 asks the
+ * OS for a free port. A bad value is a usage error (exit 2) naming `flag`.
+ */
 export function parseListen(value: string, flag: string): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) throw new SwsError('SWS_ERR_USAGE', `${flag} must be HOST:PORT (for example 127.0.0.1:8080), got an invalid value`);
-  const host = m[1] ?? (m[2] || '0.0.0.0');
-  return { host, port };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(value);
+  if (!m) throw new SwsError('SWS_ERR_USAGE', `${flag}: must be HOST:PORT (for example 127.0.0.1:8080, [::1]:8080 or :8080), got ${JSON.stringify(value.slice(0, 100))}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new SwsError('SWS_ERR_USAGE', `${flag}: the port must be 0 to 65535, got ${port}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 export function listen(server: Server, addr: ListenAddress): Promise<AddressInfo> {

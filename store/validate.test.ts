@@ -1,11 +1,11 @@
 /**
- * The zod-free checks every sidecar start makes (flags and environment): what they accept,
- * and that every rejection is a UsageError naming the field with the same message the flags
- * have always given. And the lazy schemas: usable directly or through check().
+ * The zod-free integer check every sidecar start makes (flags and environment): what it
+ * accepts, and that every rejection is a UsageError naming the field with the message the
+ * flags have always given. And the lazy schemas: usable directly or through check().
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, checkInt, checkListen, hostListSchema, userNameSchema } from './validate.ts';
+import { check, checkInt, hostListSchema, userNameSchema } from './validate.ts';
 
 test('checkInt accepts decimal digits within the range', () => {
   assert.equal(checkInt('0', 0, 10, '--n'), 0);
@@ -17,20 +17,6 @@ test('checkInt refuses signs, spaces, fractions, out-of-range and non-strings wi
   for (const bad of ['', '-1', '+1', ' 1', '1.5', '1e3', '11', '0x1', '12345678901234567', 5, undefined]) {
     assert.throws(() => checkInt(bad, 0, 10, '--n'), { code: 'SWS_ERR_USAGE', message: /--n.*must be an integer from 0 to 10/ }, String(bad));
   }
-});
-
-test('checkListen parses HOST:PORT, [v6]:PORT and :PORT', () => {
-  assert.deepEqual(checkListen('127.0.0.1:8080', '--listen'), { host: '127.0.0.1', port: 8080 });
-  assert.deepEqual(checkListen('[::1]:0', '--listen'), { host: '::1', port: 0 });
-  assert.deepEqual(checkListen(':8480', '--listen'), { host: '0.0.0.0', port: 8480 });
-  assert.deepEqual(checkListen('inner.example:65535', '--listen'), { host: 'inner.example', port: 65535 });
-});
-
-test('checkListen refuses what is not HOST:PORT, and ports above 65535', () => {
-  for (const bad of ['8080', '127.0.0.1', '127.0.0.1:', 'a:b', '[::1]8080', '::1:8080', 'a b:80', 8080]) {
-    assert.throws(() => checkListen(bad, '--listen'), { code: 'SWS_ERR_USAGE', message: /--listen.*must be HOST:PORT/ }, String(bad));
-  }
-  assert.throws(() => checkListen('127.0.0.1:65536', '--listen'), { message: /the port must be 0 to 65535, got 65536/ });
 });
 
 test('lazy schemas work through check() and when called', () => {

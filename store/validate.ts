@@ -3,7 +3,8 @@
  * checked by the same rule at the edge and again before it reaches the database. `check`
  * turns the first zod issue into a UsageError naming the field (a CLI flag or argument).
  * Each schema is built on first use (store/zod.ts), so a sidecar start never loads zod: the
- * two checks every start makes, integers and listen addresses, are plain functions.
+ * integer check every start makes is a plain function (listen addresses:
+ * sidecar-shared/listen.ts parseListen).
  */
 import { lazySchema, type LazySchema, type Z } from './zod.ts';
 import { HostError, UsageError } from './errors.ts';
@@ -139,24 +140,6 @@ export function checkInt(value: unknown, min: number, max: number, field: string
     if (n >= min && n <= max) return n;
   }
   throw new UsageError(`must be an integer from ${min} to ${max}`, field);
-}
-
-export interface ListenAt {
-  readonly host: string;
-  readonly port: number;
-}
-
-/**
- * `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces) → where a sidecar listens. Port 0 asks
- * the OS for a free port.
- */
-export function checkListen(value: unknown, field: string): ListenAt {
-  const v = typeof value === 'string' ? value : '';
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(v);
-  if (!m) throw new UsageError(`must be HOST:PORT (for example 127.0.0.1:8080, [::1]:8080 or :8080), got ${JSON.stringify(v.slice(0, 100))}`, field);
-  const port = Number(m[3]);
-  if (port > 65535) throw new UsageError(`the port must be 0 to 65535, got ${port}`, field);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 /** Passwords are compared as UTF-8 bytes, exactly. */

@@ -1,8 +1,9 @@
 /**
  * zod, loaded on first use through `require`. Lazily, because it adds ~6 MiB of RSS to every
  * process that loads it and the sidecars check no input with it after start-up (their flags
- * and environment go through the zod-free checks in store/validate.ts); `sws apply`, the
- * webhook and the write commands load it when they build their first schema. Through
+ * and environment go through plain checks: store/validate.ts checkInt, sidecar-shared/listen.ts
+ * parseListen); `sws apply`, the webhook and the write commands load it when they build their
+ * first schema. Through
  * `require`, because under the tsx ESM loader hooks importing zod's ESM build (~80 files, each
  * through the hooks) cost ~200 ms per CLI call against ~70 ms for its CommonJS build. Same
  * package, same API, types from the ESM entry.

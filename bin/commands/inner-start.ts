@@ -4,7 +4,8 @@ import { InnerSidecar } from '../../sidecar-inner/server.ts';
 import { INNER_DEFAULTS, type InnerSidecarConfig } from '../../sidecar-inner/config.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, type CliContext } from './common.ts';
-import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.ts';
+import { intFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.ts';
+import { parseListen } from '../../sidecar-shared/listen.ts';
 import { addCacheOptions, cacheLimits, type CacheFlags } from './cache-flags.ts';
 import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
 
@@ -47,8 +48,8 @@ export function register(program: Command, ctx: CliContext): void {
       const idle = intFlag(opts.idleTimeout, '--idle-timeout', 10, 86_400);
       const config: InnerSidecarConfig = {
         dataDir: dataDirOf(cmd, ctx),
-        listen: listenFlag(opts.listen, '--listen'),
-        ...(opts.adminListen ? { adminListen: listenFlag(opts.adminListen, '--admin-listen') } : {}),
+        listen: parseListen(opts.listen, '--listen'),
+        ...(opts.adminListen ? { adminListen: parseListen(opts.adminListen, '--admin-listen') } : {}),
         forwardedUserHeader: header,
         connectTimeoutMs: intFlag(opts.connectTimeout, '--connect-timeout', 1, 600_000) ?? INNER_DEFAULTS.connectTimeoutMs,
         upstreamHeadersTimeoutMs: intFlag(opts.upstreamTimeout, '--upstream-timeout', 1, 3_600_000) ?? INNER_DEFAULTS.upstreamHeadersTimeoutMs,

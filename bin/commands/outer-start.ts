@@ -7,7 +7,8 @@ import { PolicyError } from '../../core/errors.ts';
 import { UsageError } from '../../store/index.ts';
 import { dataDirOf, group, readInputFile, type CliContext } from './common.ts';
 import { checkTlsIdentity } from './tls-files.ts';
-import { intFlag, listenFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.ts';
+import { intFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.ts';
+import { parseListen } from '../../sidecar-shared/listen.ts';
 import { addOuterOptions, outerCacheConfig, portalConfig, type OuterCacheFlags } from './cache-flags.ts';
 import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
 
@@ -54,8 +55,8 @@ export function register(program: Command, ctx: CliContext): void {
       const tls = tlsConfig(opts, ctx);
       const config: OuterSidecarConfig = {
         dataDir: dataDirOf(cmd, ctx),
-        listen: listenFlag(opts.listen, '--listen'),
-        ...(opts.adminListen ? { adminListen: listenFlag(opts.adminListen, '--admin-listen') } : {}),
+        listen: parseListen(opts.listen, '--listen'),
+        ...(opts.adminListen ? { adminListen: parseListen(opts.adminListen, '--admin-listen') } : {}),
         rekey,
         innerHeadersTimeoutMs: intFlag(opts.innerTimeout, '--inner-timeout', 1, 3_600_000) ?? OUTER_DEFAULTS.innerHeadersTimeoutMs,
         innerBodyTimeoutMs: OUTER_DEFAULTS.innerBodyTimeoutMs,
@@ -67,7 +68,7 @@ export function register(program: Command, ctx: CliContext): void {
         cache: outerCacheConfig(opts),
         ...(portal ? { portal } : {}),
         clearOnUserSwitch: opts.clearOnUserSwitch,
-        passwordChecks: intFlag(opts.passwordChecks, '--password-checks', 1, 64) ?? defaultPasswordChecks(),
+        ...(opts.passwordChecks !== undefined ? { passwordChecks: intFlag(opts.passwordChecks, '--password-checks', 1, 64)! } : {}),
       };
       // Every flag is checked first; then the config is applied, then the sidecar starts.
       tuneHeapForSidecar(ctx.env);

@@ -5,17 +5,11 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { schemas } from '../../store/index.ts';
-import type { ListenAddress } from '../../sidecar-shared/listen.ts';
 
 /** A decimal integer flag from `min` to `max` (store/validate.ts); the error names `flag`. */
 export function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   return schemas.checkInt(value, min, max, flag);
-}
-
-/** `--listen` / `--admin-listen`: HOST:PORT, [v6]:PORT or :PORT; the error names `flag` (exit 2). */
-export function listenFlag(value: string, flag: string): ListenAddress {
-  return schemas.checkListen(value, flag);
 }
 
 /**
