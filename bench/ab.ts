@@ -6,8 +6,10 @@
  *   npx tsx bench/ab.ts --variants "A|B[|…]" [--rounds 8] [--seconds 2] [--connections 64] [--idle 0] [--bulk 3]
  *
  * A variant is space-separated tokens: `--flag[=value]` goes to node, `NAME=value` to the
- * sidecars' environment; an empty variant is the default start. Prints per variant the
- * small-request req/s and p99 latency of every round, CPU µs per request (outer / inner, /proc/PID/stat) and,
+ * sidecars' environment, `outer:--flag[=value]` / `inner:--flag[=value]` to that sidecar's
+ * `start` command, `bin:PATH` runs another build's bin/sws.js (a checkout of the base commit,
+ * built, to compare a change against); an empty variant is the default start. Prints per variant the
+ * small-request req/s and p99 latency of every round, CPU µs per request (outer / inner, /proc/PID/stat), bulk MB/s and CPU µs per MiB and,
  * after the small-request rounds and again after `--bulk` 64 MiB downloads and uploads, RSS and
  * peak RSS (VmHWM) of both sidecars. `--idle S`: then S seconds without requests, and three
  * 1 s rounds per variant (what a sidecar serves right after a pause), with RSS before and after
@@ -62,8 +64,10 @@ function memory(s: Setup): string {
 async function startVariant(variant: string, originUrl: string): Promise<Setup> {
   const tokens = variant.split(' ').filter(Boolean);
   const nodeArgs = tokens.filter((t) => t.startsWith('--'));
+  const sidecarArgs = (role: 'outer' | 'inner') => tokens.filter((t) => t.startsWith(`${role}:`)).map((t) => t.slice(role.length + 1));
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const t of tokens.filter((t) => !t.startsWith('--'))) {
+  const bin = tokens.find((t) => t.startsWith('bin:'))?.slice(4) ?? SWS;
+  for (const t of tokens.filter((t) => !t.startsWith('--') && !/^(outer|inner|bin):/.test(t))) {
     const eq = t.indexOf('=');
     if (eq <= 0) throw new Error(`variant token ${JSON.stringify(t)} is neither --flag nor NAME=value`);
     env[t.slice(0, eq)] = t.slice(eq + 1);
@@ -74,13 +78,13 @@ async function startVariant(variant: string, originUrl: string): Promise<Setup> 
   await chain.outer.stop();
   await chain.inner.stop();
   const start = (args: string[]) => {
-    const child = spawn(process.execPath, [...nodeArgs, SWS, ...args, '--admin-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeArgs, bin, ...args, '--admin-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
     onCleanup(() => stopChild(child));
     return child;
   };
-  const inner = start(['inner', 'start', '--data', chain.innerData, '--listen', innerListen]);
+  const inner = start(['inner', 'start', '--data', chain.innerData, '--listen', innerListen, ...sidecarArgs('inner')]);
   const port = await freePort();
-  const outer = start(['outer', 'start', '--data', chain.outerData, '--listen', `127.0.0.1:${port}`]);
+  const outer = start(['outer', 'start', '--data', chain.outerData, '--listen', `127.0.0.1:${port}`, ...sidecarArgs('outer')]);
   const target: Target = {
     connectUrl: `http://127.0.0.1:${port}`,
     smallPath: `http://${HOST}/1k`,
@@ -139,14 +143,32 @@ async function main(): Promise<void> {
       console.log(`[${s.name}] after ${IDLE_S} s idle: req/s in 1 s rounds ${rounds.map((x) => x.toFixed(0)).join(' ')}; RSS ${before[i]} MiB before the pause, ${after[i]} after`);
     }
   }
+  // One uncounted transfer each way first (the JIT and the heap settle on the bulk path).
+  for (const s of BULK_N > 0 ? setups : []) {
+    await download(s.target, BULK);
+    await upload(s.target, upFile, BULK);
+  }
+  const bulkCpu = setups.map(() => [0, 0, 0, 0]);
   for (let r = 0; r < BULK_N; r++) {
-    for (const s of setups) {
+    for (const [i, s] of setups.entries()) {
+      const c0 = s.pids.map(cpuMs);
       s.down.push((await download(s.target, BULK)).mbps);
+      const c1 = s.pids.map(cpuMs);
       s.up.push((await upload(s.target, upFile, BULK)).mbps);
+      const c2 = s.pids.map(cpuMs);
+      const c = bulkCpu[i]!;
+      c[0]! += c1[0]! - c0[0]!;
+      c[1]! += c1[1]! - c0[1]!;
+      c[2]! += c2[0]! - c1[0]!;
+      c[3]! += c2[1]! - c1[1]!;
     }
   }
-  for (const s of BULK_N > 0 ? setups : []) {
-    console.log(`[${s.name}] bulk: MB/s down ${s.down.map((x) => x.toFixed(0)).join(' ')}, up ${s.up.map((x) => x.toFixed(0)).join(' ')}; ${memory(s)}`);
+  for (const [i, s] of (BULK_N > 0 ? setups : []).entries()) {
+    // CPU per MiB moved, outer / inner, each direction: steadier than MB/s on a shared machine.
+    const perMiB = bulkCpu[i]!.map((ms) => ((ms * 1000) / (BULK_N * 64)).toFixed(0));
+    console.log(
+      `[${s.name}] bulk: MB/s down ${s.down.map((x) => x.toFixed(0)).join(' ')}, up ${s.up.map((x) => x.toFixed(0)).join(' ')}; CPU µs/MiB down ${perMiB[0]} / ${perMiB[1]}, up ${perMiB[2]} / ${perMiB[3]}; ${memory(s)}`,
+    );
   }
 }
 

@@ -25,6 +25,13 @@ export interface AeadBackend {
    * and then the ciphertext and its prefix: one buffer per record instead of three.
    */
   sealParts?(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], headroom: number): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Optional: `open` for sealed octets given as parts (ciphertext ‖ tag split anywhere, as they
+   * came off the network), returning the plaintext as parts. Same guarantee: nothing is
+   * returned unless the tag verified. Lets a backend that decrypts incrementally skip joining a
+   * record that arrived in two reads.
+   */
+  openParts?(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, sealed: readonly Uint8Array[]): Uint8Array[] | Promise<Uint8Array[]>;
 }
 
 export const webCryptoAead: AeadBackend = {

@@ -94,6 +94,27 @@ export class ByteReader {
     return out;
   }
 
+  /**
+   * Reads exactly n octets as views of the source's own chunks, in order, without joining them
+   * (a record that straddles two socket reads costs no copy); ending early is a TruncatedError.
+   */
+  async readParts(n: number): Promise<Uint8Array[]> {
+    if (n === 0) return [];
+    const parts: Uint8Array[] = [];
+    let left = n;
+    while (left > 0) {
+      if (!(await this.#fill())) throw new TruncatedError();
+      const take = Math.min(left, this.#chunk.length - this.#pos);
+      const view = this.#chunk.subarray(this.#pos, this.#pos + take);
+      parts.push(view);
+      this.#recording?.push(view);
+      this.#pos += take;
+      left -= take;
+    }
+    this.#consumed += n;
+    return parts;
+  }
+
   /** Stops reading the source (e.g. after a fatal error), letting it release resources. */
   async cancel(): Promise<void> {
     this.#eof = true;

@@ -20,7 +20,7 @@ import { MalformedError, ReplayError, SignatureError, StaleError, UnknownKeyErro
 import { webCryptoAead, type AeadBackend } from './aead.ts';
 import { webCryptoKdf, type KdfBackend } from './kdf.ts';
 import { deriveDirection } from './keyschedule.ts';
-import { RecordOpener, RecordSealer, type DirectionState } from './records.ts';
+import { RecordOpener, recordPlaintext, RecordSealer, type DirectionState } from './records.ts';
 import { encodeEnvelopeHeader, MessageTypes, SESSION_ID_LENGTH, type EnvelopeHeader } from './wire.ts';
 
 const KEY_ID_LENGTH = 32;
@@ -81,7 +81,7 @@ async function openSingleRecord(dir: DirectionState, header: EnvelopeHeader, rea
   const opener = new RecordOpener(dir, header, reader, maxPlaintext);
   const rec = await opener.next();
   if (!rec || !rec.final) throw new MalformedError('key messages carry exactly one final record');
-  return rec.plaintext;
+  return recordPlaintext(rec);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ import { concatBytes } from './bytes.ts';
 import { openRecordsAtHand, RECORD_DEFAULTS, RecordOpener, RecordSealer, type DirectionState } from './records.ts';
 import type { EnvelopeHeader } from './wire.ts';
 
+const NO_OCTETS = new Uint8Array(0);
+
 /** A body: nothing, bytes known in full, or a stream of chunks of unknown total length. */
 export type BodySource = Uint8Array | AsyncIterable<Uint8Array> | null;
 
@@ -200,12 +202,14 @@ class MessageAssembler<H> {
     this.#onFirstRecord = onFirstRecord;
   }
 
-  absorb(plaintext: Uint8Array, final: boolean): void {
+  absorb(plaintext: readonly Uint8Array[], final: boolean): void {
     if (this.#first) {
       this.#first = false;
       this.#onFirstRecord?.();
     }
-    const events = this.#decoder.push(plaintext);
+    // The decoder takes input split anywhere: a record that opened in two parts is pushed as two.
+    const events = this.#decoder.push(plaintext[0] ?? NO_OCTETS);
+    for (let i = 1; i < plaintext.length; i++) events.push(...this.#decoder.push(plaintext[i]!));
     if (final) events.push(...this.#decoder.finish());
     for (const ev of events) {
       if (ev.kind === 'head') this.head = ev.head as H;
@@ -223,7 +227,7 @@ async function openMessage<H>(dir: DirectionState, header: EnvelopeHeader, reade
   const nextRecord = async (): Promise<boolean> => {
     const rec = await opener.next();
     if (!rec) return false;
-    msg.absorb(rec.plaintext, rec.final);
+    msg.absorb(rec.parts, rec.final);
     return true;
   };
 
@@ -255,7 +259,7 @@ export interface MessageAtHand<H> {
  */
 async function openMessageAtHand<H>(dir: DirectionState, header: EnvelopeHeader, records: Uint8Array, decoder: BhttpDecoder<H & (RequestHead | ResponseHead)>, opts: OpenOptions): Promise<MessageAtHand<H>> {
   const msg = new MessageAssembler<H>(decoder, opts.onFirstRecord);
-  await openRecordsAtHand(dir, header, records, opts.maxRecordPlaintext ?? RECORD_DEFAULTS.maxPlaintext, (rec) => msg.absorb(rec.plaintext, rec.final));
+  await openRecordsAtHand(dir, header, records, opts.maxRecordPlaintext ?? RECORD_DEFAULTS.maxPlaintext, (rec) => msg.absorb(rec.parts, rec.final));
   if (msg.head === undefined) throw new TruncatedError('the message ended before the HTTP head');
   const parts = msg.pending;
   return { head: msg.head, body: parts.length === 1 ? parts[0]! : concatBytes(...parts) };

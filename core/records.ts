@@ -162,9 +162,15 @@ function partsLength(p: Uint8Array | readonly Uint8Array[]): number {
 }
 
 export interface OpenedRecord {
-  readonly plaintext: Uint8Array;
+  /** The record's plaintext, in order; a record read off the network in two pieces may open as two. */
+  readonly parts: readonly Uint8Array[];
   readonly final: boolean;
   readonly index: number;
+}
+
+/** A record's plaintext in one buffer (joined only when it opened in several parts). */
+export function recordPlaintext(rec: OpenedRecord): Uint8Array {
+  return rec.parts.length === 1 ? rec.parts[0]! : concatBytes(...rec.parts);
 }
 
 /**
@@ -245,16 +251,16 @@ export class RecordOpener {
     }
   }
 
-  async #read(index: number): Promise<{ ciphertext: Uint8Array; final: boolean } | null> {
+  async #read(index: number): Promise<{ ciphertext: Uint8Array[]; final: boolean } | null> {
     if (this.#stopReading) return null;
     if (index > MAX_INDEX) throw new SessionLimitError('too many records in one message');
     const prefix = await this.#reader.readExactOrEnd(4);
     if (prefix === null) throw new TruncatedError();
     const { final, length } = recordPrefix(readU32(prefix, 0), this.#maxCiphertext);
-    return { ciphertext: await this.#reader.readExact(length), final };
+    return { ciphertext: await this.#reader.readParts(length), final };
   }
 
-  #open(ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
+  #open(ciphertext: Uint8Array[], final: boolean, index: number): Promise<OpenedRecord> {
     return openRecord(this.#dir, this.#header, ciphertext, final, index);
   }
 }
@@ -274,19 +280,26 @@ function recordPrefix(word: number, maxCiphertext: number): { final: boolean; le
   return { final, length };
 }
 
-async function openRecord(dir: DirectionState, header: EnvelopeHeader, ciphertext: Uint8Array, final: boolean, index: number): Promise<OpenedRecord> {
+/** Opens one record, its sealed octets (ciphertext ‖ tag) whole or in the pieces they arrived in. */
+async function openRecord(dir: DirectionState, header: EnvelopeHeader, sealed: Uint8Array | readonly Uint8Array[], final: boolean, index: number): Promise<OpenedRecord> {
   // Integrity limit: after this many forgery attempts the key is no longer trusted to open anything.
   if (dir.failedOpens >= AEAD_CEILINGS.failedOpens) throw new SessionLimitError('the session key reached its failed-authentication limit; exchange a new key');
   const nonce = recordNonce(dir.iv, header.sequence, index, final);
-  let plaintext: Uint8Array;
+  const aead = dir.aead;
+  let parts: Uint8Array[];
   try {
-    plaintext = await dir.aead.open(dir.key, nonce, header.bytes, ciphertext);
+    if (sealed instanceof Uint8Array) parts = [await aead.open(dir.key, nonce, header.bytes, sealed)];
+    else if (sealed.length === 1) parts = [await aead.open(dir.key, nonce, header.bytes, sealed[0]!)];
+    else if (aead.openParts) parts = await aead.openParts(dir.key, nonce, header.bytes, sealed);
+    else parts = [await aead.open(dir.key, nonce, header.bytes, concatBytes(...sealed))];
   } catch (err) {
     dir.failedOpens += 1;
     throw err instanceof DecryptError ? err : new DecryptError(undefined, { cause: err });
   }
-  chargeUsage(dir, plaintext.length);
-  return { plaintext, final, index };
+  let length = 0;
+  for (const p of parts) length += p.length;
+  chargeUsage(dir, length);
+  return { parts, final, index };
 }
 
 /**

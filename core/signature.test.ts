@@ -19,6 +19,7 @@ import {
   parseRekeyPolicy,
   readU16,
   RecordOpener,
+  recordPlaintext,
   RecordSealer,
   sha256,
   startExchange,
@@ -101,7 +102,7 @@ async function reseal(message: Uint8Array, clearLength: number, keysFor: () => R
   const opener = new RecordOpener(await keysFor(), header, new ByteReader([message.subarray(clearLength)]), 4096);
   const rec = await opener.next();
   assert.ok(rec && rec.final);
-  const records = await new RecordSealer(await keysFor(), header).seal(mutate(rec.plaintext.slice()), true);
+  const records = await new RecordSealer(await keysFor(), header).seal(mutate(recordPlaintext(rec).slice()), true);
   return concatBytes(message.subarray(0, clearLength), ...records);
 }
 

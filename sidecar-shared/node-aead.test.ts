@@ -166,3 +166,69 @@ test('a streamed body seals to the same wire octets with node:crypto (one buffer
   const opened = await openRequest(await directionFrom(await deriveKeyIv(prk, 'c2s', fromHex(v.th1)), webCryptoAead), parseEnvelopeHeader(fast[0]!), new ByteReader([(await _c((async function* () { yield* fast.slice(1); })()))]));
   assert.deepEqual(await _c(opened.body), body);
 });
+
+/** `sealed` cut at each offset in `cuts` (as socket reads would deliver it). */
+function cutAt(sealed: Uint8Array, cuts: number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const c of [...cuts, sealed.length]) {
+    out.push(sealed.subarray(at, c));
+    at = c;
+  }
+  return out;
+}
+
+test('openParts: the plaintext of the joined pieces, however ciphertext and tag are split, including inside the tag', async () => {
+  const key = await nodeAead.importKey(crypto.getRandomValues(new Uint8Array(32)));
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const aad = new Uint8Array([4, 5, 6]);
+  for (const n of [0, 1, 1000, 65_600]) {
+    const pt = new Uint8Array(n).map((_, i) => (i * 11 + 1) & 0xff);
+    const sealed = nodeAead.seal(key, nonce, aad, pt) as Uint8Array;
+    const l = sealed.length;
+    // Inside the ciphertext, at the tag's first octet, inside the tag, one before the end, several at once.
+    const cutSets = [[], [Math.floor(n / 2)], [n], [n + 7], [l - 1], [0, 1, n, n + 8, l]].map((cs) => [...new Set(cs.filter((c) => c >= 0 && c <= l))].sort((x, y) => x - y));
+    for (const cuts of cutSets) {
+      const parts = nodeAead.openParts!(key, nonce, aad, cutAt(sealed, cuts)) as Uint8Array[];
+      assert.ok(parts.length >= 1, 'at least one part, possibly empty');
+      assert.deepEqual(new Uint8Array(Buffer.concat(parts)), pt, `${n} octets cut at ${cuts.join(',')}`);
+    }
+  }
+});
+
+test('openParts fails closed like open: a flipped octet anywhere, in any piece, or a short input is SWS_ERR_DECRYPT', async () => {
+  const key = await nodeAead.importKey(new Uint8Array(32).fill(3));
+  const nonce = new Uint8Array(12);
+  const aad = new Uint8Array([1]);
+  const sealed = nodeAead.seal(key, nonce, aad, new Uint8Array(50).fill(7)) as Uint8Array;
+  for (let i = 0; i < sealed.length; i++) {
+    const bad = sealed.slice();
+    bad[i]! ^= 1;
+    assert.throws(() => nodeAead.openParts!(key, nonce, aad, cutAt(bad, [20, 58])), { code: 'SWS_ERR_DECRYPT' }, `octet ${i}`);
+  }
+  assert.throws(() => nodeAead.openParts!(key, nonce, aad, cutAt(sealed.subarray(0, 15), [5])), { code: 'SWS_ERR_DECRYPT' });
+  assert.throws(() => nodeAead.openParts!(key, nonce, new Uint8Array([2]), cutAt(sealed, [30])), { code: 'SWS_ERR_DECRYPT' });
+});
+
+test('a streamed message whose records straddle every kind of read boundary opens the same with node:crypto (no joining) as with WebCrypto', async () => {
+  const prk = await extractSessionPrk(fromHex(v.sessionId), fromHex(v.secret));
+  const header = encodeEnvelopeHeader(MessageTypes.request, fromHex(v.sessionId), 9, v.request.timestamp);
+  const body = new Uint8Array(300_000).map((_, i) => (i * 17 + (i >> 11)) & 0xff);
+  const sealDir = await directionFrom(await deriveKeyIv(prk, 'c2s', fromHex(v.th1)), nodeAead);
+  const wire = await _c(sealRequest(sealDir, header, v.request.head, body));
+  const records = wire.subarray(38);
+  // Socket-like reads: 64 KiB (a record never fits), odd sizes, and single octets at the start.
+  for (const sizes of [[65_536], [1, 2, 3, 65_536], [7_919, 65_521], [40_000]]) {
+    const reads: Uint8Array[] = [];
+    for (let at = 0, i = 0; at < records.length; i++) {
+      const n = Math.min(sizes[i % sizes.length]!, records.length - at);
+      reads.push(records.subarray(at, at + n));
+      at += n;
+    }
+    for (const aead of [nodeAead, webCryptoAead]) {
+      const dir = await directionFrom(await deriveKeyIv(prk, 'c2s', fromHex(v.th1)), aead);
+      const opened = await openRequest(dir, parseEnvelopeHeader(wire.subarray(0, 38)), new ByteReader(reads));
+      assert.deepEqual(await _c(opened.body), body, `${aead.name}, reads of ${sizes.join('/')}`);
+    }
+  }
+});

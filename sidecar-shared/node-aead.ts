@@ -100,6 +100,37 @@ function sealParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: read
   return out;
 }
 
+/**
+ * AeadBackend.openParts: ciphertext ‖ tag as they arrived, in pieces split anywhere. Each piece
+ * is decrypted in turn (no joined copy); the tag, which may itself straddle two pieces, is set
+ * before final(), and the plaintext pieces are returned only once final() verified it.
+ */
+function openParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, sealed: readonly Uint8Array[]): Uint8Array[] {
+  let length = 0;
+  for (const p of sealed) length += p.length;
+  if (length < TAG) throw new DecryptError();
+  const octets = keys.octets(key);
+  try {
+    const d = createDecipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
+    d.setAAD(aad);
+    const out: Uint8Array[] = [];
+    const tag = new Uint8Array(TAG);
+    const cipherLength = length - TAG;
+    let at = 0;
+    for (const p of sealed) {
+      const cipherEnd = Math.min(p.length, Math.max(0, cipherLength - at));
+      if (cipherEnd > 0) out.push(d.update(cipherEnd === p.length ? p : p.subarray(0, cipherEnd)));
+      if (cipherEnd < p.length) tag.set(p.subarray(cipherEnd), at + cipherEnd - cipherLength);
+      at += p.length;
+    }
+    d.setAuthTag(tag);
+    d.final();
+    return out.length > 0 ? out : [new Uint8Array(0)];
+  } catch (cause) {
+    throw new DecryptError(undefined, { cause });
+  }
+}
+
 export const nodeAead: AeadBackend = {
   name: 'node-crypto-aes-gcm',
   importKey: (raw) => keys.import(raw),
@@ -107,6 +138,7 @@ export const nodeAead: AeadBackend = {
     return sealParts(key, nonce, aad, [plaintext], 0);
   },
   sealParts,
+  openParts,
   open(key, nonce, aad, sealed) {
     if (sealed.length < TAG) throw new DecryptError();
     const octets = keys.octets(key);

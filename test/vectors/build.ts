@@ -31,6 +31,7 @@ import {
   MessageTypes,
   parseEnvelopeHeader,
   RecordOpener,
+  recordPlaintext,
   sealRequest,
   sealResponse,
   sha256,
@@ -63,7 +64,7 @@ async function recordsOf(dir: DirectionState, message: Uint8Array): Promise<{ fi
   const header: EnvelopeHeader = parseEnvelopeHeader(message.subarray(0, 38));
   const opener = new RecordOpener(dir, header, new ByteReader([message.subarray(38)]));
   const out: { final: boolean; plaintext: string }[] = [];
-  for (let r = await opener.next(); r !== null; r = await opener.next()) out.push({ final: r.final, plaintext: toHex(r.plaintext) });
+  for (let r = await opener.next(); r !== null; r = await opener.next()) out.push({ final: r.final, plaintext: toHex(recordPlaintext(r)) });
   return out;
 }
 
