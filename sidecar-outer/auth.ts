@@ -7,8 +7,11 @@
  * compare (cache hits are too cheap for an HMAC each). Any store change forgets every success.
  * Identical credentials that arrive while their check runs wait for that check instead of
  * starting another (a browser opens several connections with the same header at once).
+ * Wrong passwords are limited per client address (auth-limit.ts): an address over its
+ * allowance gets AuthRateLimitedError instead of a check; remembered successes still pass.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AuthRateLimitedError, FailureLimiter } from './auth-limit.ts';
 
 export interface PasswordChecker {
   verifyPassword(user: string, password: string): Promise<boolean>;
@@ -52,9 +55,12 @@ export class Authenticator {
   readonly #queue: (() => void)[] = [];
   readonly #maxConcurrent: number;
 
-  constructor(checker: PasswordChecker, maxConcurrent = 4) {
+  readonly #failures: FailureLimiter;
+
+  constructor(checker: PasswordChecker, maxConcurrent = 4, failures: FailureLimiter = new FailureLimiter()) {
     this.#checker = checker;
     this.#maxConcurrent = maxConcurrent;
+    this.#failures = failures;
   }
 
   #tag(c: Credentials): Buffer {
@@ -73,26 +79,35 @@ export class Authenticator {
     return proof.user;
   }
 
-  /** The user named by a Proxy-Authorization value when its credentials are right; a success is remembered for `connection`. */
-  async authenticateHeader(connection: object, header: string | undefined): Promise<string | undefined> {
+  /**
+   * The user named by a Proxy-Authorization value when its credentials are right; a success is
+   * remembered for `connection`. `client` is the address wrong passwords are counted against.
+   */
+  async authenticateHeader(connection: object, header: string | undefined, client: string): Promise<string | undefined> {
     // Kept under the generation the check started in: one that raced a store change never counts.
     const generation = this.#generation;
-    const user = await this.authenticate(parseBasic(header));
+    const user = await this.authenticate(parseBasic(header), client);
     if (user !== undefined) this.#byConnection.set(connection, { value: Buffer.from(header!, 'latin1'), user, generation });
     return user;
   }
 
-  /** The user name when the credentials are right, else undefined. */
-  async authenticate(c: Credentials | undefined): Promise<string | undefined> {
+  /**
+   * The user name when the credentials are right, else undefined. Credentials that need a
+   * password check from a `client` over its allowance of wrong passwords throw
+   * AuthRateLimitedError (nothing is checked); already proven ones are answered as usual.
+   */
+  async authenticate(c: Credentials | undefined, client: string): Promise<string | undefined> {
     if (!c) return undefined;
     const generation = this.#generation;
     const tag = this.#tag(c);
     const known = this.#ok.get(c.user);
     if (known && timingSafeEqual(known, tag)) return c.user;
+    const waitMs = this.#failures.waitMs(client);
+    if (waitMs > 0) throw new AuthRateLimitedError(waitMs);
     const key = tag.toString('base64');
     let check = this.#checking.get(key);
     if (check === undefined) {
-      const started = this.#check(c, tag, generation);
+      const started = this.#check(c, tag, generation, client);
       this.#checking.set(key, started);
       const done = () => {
         if (this.#checking.get(key) === started) this.#checking.delete(key);
@@ -103,12 +118,16 @@ export class Authenticator {
     return (await check) ? c.user : undefined;
   }
 
-  /** One password check (scrypt), at most `maxConcurrent` at once; a success is remembered. */
-  async #check(c: Credentials, tag: Buffer, generation: number): Promise<boolean> {
+  /** One password check (scrypt), at most `maxConcurrent` at once; a success is remembered, a failure counted against `client`. */
+  async #check(c: Credentials, tag: Buffer, generation: number, client: string): Promise<boolean> {
     if (this.#running >= this.#maxConcurrent) await new Promise<void>((r) => this.#queue.push(r));
     this.#running++;
     try {
-      if (!(await this.#checker.verifyPassword(c.user, c.password))) return false;
+      if (!(await this.#checker.verifyPassword(c.user, c.password))) {
+        // One failure per check: the same wrong credentials sent at once shared one scrypt.
+        this.#failures.failed(client);
+        return false;
+      }
       // A check that raced a store change may have read the old password: not remembered.
       if (generation === this.#generation) this.#ok.set(c.user, tag);
       return true;

@@ -4,6 +4,7 @@ import type { RekeyPolicy } from '../core/keyrotation.ts';
 import type { ListenAddress } from '../sidecar-shared/listen.ts';
 import type { OuterCacheConfig } from './cache.ts';
 import type { PortalConfig } from './portal.ts';
+import type { FailureLimit } from './auth-limit.ts';
 
 export interface OuterSidecarConfig {
   readonly dataDir: string;
@@ -28,6 +29,8 @@ export interface OuterSidecarConfig {
   readonly clearOnUserSwitch?: boolean;
   /** Password checks (scrypt, 32 MiB each with the default cost) run at once; default defaultPasswordChecks(). */
   readonly passwordChecks?: number;
+  /** Wrong passwords allowed per client address (IPv6: per /64) before its checks pause; default DEFAULT_FAILURE_LIMIT. */
+  readonly authFailureLimit?: FailureLimit;
 }
 
 /**

@@ -21,6 +21,7 @@ import type { FieldLine } from '../core/bhttp.ts';
 import { endToEndFields } from '../sidecar-shared/headers.ts';
 import { CLEAR_ALL } from './clearsite.ts';
 import { parseProxyTarget, type ProxyTarget } from './target.ts';
+import { AuthRateLimitedError } from './auth-limit.ts';
 
 export interface PortalConfig {
   /** Portal host = site + suffix (lowercase, e.g. ".localhost"); '' when site names point at the outer. */
@@ -34,7 +35,10 @@ export interface PortalConfig {
 export const PORTAL_DEFAULTS = { cookieSecure: 'auto', sessionLifetimeMs: 8 * 3600_000, sessionIdleMs: 3600_000 } as const;
 
 export interface PortalDeps {
-  authenticate(user: string, password: string): Promise<string | undefined>;
+  /** The user when the password is right; throws AuthRateLimitedError for a `client` address over its allowance of wrong passwords. */
+  authenticate(user: string, password: string, client: string): Promise<string | undefined>;
+  /** A login refused (wrong password, or too many from this address): counted and logged by the sidecar, never with the password. */
+  refused(code: 'SWS_ERR_LOGIN_FAILED' | 'SWS_ERR_AUTH_RATE_LIMITED', user: string, client: string): void;
   /** Whether an inner server fronts this site. */
   hasSite(host: string): boolean;
   /** Sends an authenticated request on (the same path as forward-proxy mode). */
@@ -239,8 +243,20 @@ export class Portal {
     if (!form) return this.#page(res, 400, 'Bad request', '<p>The login form could not be read.</p>');
     const name = form.get('user') ?? '';
     const next = safeNext(form.get('next'));
-    const user = name && form.get('password') ? await this.#deps.authenticate(name, form.get('password')!) : undefined;
-    if (!user) return this.#loginPage(res, 403, next, 'Wrong user name or password.', name);
+    const client = req.socket.remoteAddress ?? '';
+    let user: string | undefined;
+    try {
+      user = name && form.get('password') ? await this.#deps.authenticate(name, form.get('password')!, client) : undefined;
+    } catch (err) {
+      if (!(err instanceof AuthRateLimitedError)) throw err;
+      this.#deps.refused(err.code as 'SWS_ERR_AUTH_RATE_LIMITED', name, client);
+      res.setHeader('retry-after', String(err.retryAfterSeconds));
+      return this.#loginPage(res, 429, next, `Too many wrong passwords from this address. Try again in ${err.retryAfterSeconds} seconds.`, name);
+    }
+    if (!user) {
+      this.#deps.refused('SWS_ERR_LOGIN_FAILED', name, client);
+      return this.#loginPage(res, 403, next, 'Wrong user name or password.', name);
+    }
 
     const token = cookies.get(`__Host-${SESSION}`) ?? cookies.get(SESSION);
     const previous = token ? this.#sessions.get(token) : undefined;

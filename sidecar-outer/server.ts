@@ -30,6 +30,7 @@ import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import { Authenticator } from './auth.ts';
+import { AuthRateLimitedError, FailureLimiter } from './auth-limit.ts';
 import { defaultPasswordChecks, type OuterSidecarConfig } from './config.ts';
 import { TargetCache, type ProxyTarget } from './target.ts';
 import { OuterCache, type OpenedBody, type OuterAnswer, type OuterPlan } from './cache.ts';
@@ -110,12 +111,16 @@ export class OuterSidecar {
     this.metrics = createMetrics('outer');
     this.log = deps.logger ?? createLogger({ role: 'outer', level: config.logLevel });
     this.#access = AccessLog.of(this.log);
-    this.#auth = new Authenticator(outerUsers(store), config.passwordChecks ?? defaultPasswordChecks());
+    this.#auth = new Authenticator(outerUsers(store), config.passwordChecks ?? defaultPasswordChecks(), new FailureLimiter(config.authFailureLimit));
     this.#cache = new OuterCache(config.cache ?? { maxBytes: 0, maxObjectBytes: 0, recheckMs: 0 }, this.metrics);
     this.#switches = config.clearOnUserSwitch === false ? undefined : new UserSwitchTracker();
     this.#portal = config.portal
       ? new Portal(config.portal, {
-          authenticate: (user, password) => this.#auth.authenticate({ user, password }),
+          authenticate: (user, password, client) => this.#auth.authenticate({ user, password }, client),
+          refused: (code, user, client) => {
+            this.metrics.rejections.inc({ code });
+            this.log.warn({ code, user, remote: client }, 'portal login refused');
+          },
           hasSite: (host) => this.#findServer(host) !== undefined,
           forward: (req, res, user, target, fields, portalHost) => this.#portalForward(req, res, user, target, fields, portalHost),
         })
@@ -303,15 +308,25 @@ export class OuterSidecar {
       access.path = target.path;
       const header = req.headers['proxy-authorization'];
       // A keep-alive connection that already proved this exact value costs one constant-time compare.
-      const user = this.#auth.remembered(req.socket, header) ?? (await this.#auth.authenticateHeader(req.socket, header));
-      if (!user) throw new ClientError(407, 'SWS_ERR_PROXY_AUTH', 'sws: proxy authentication required: give your sws user name and password', { 'proxy-authenticate': 'Basic realm="sws", charset="UTF-8"' });
       const address = req.socket?.remoteAddress ?? '';
+      const user = this.#auth.remembered(req.socket, header) ?? (await this.#authenticate(req.socket, header, address));
+      if (!user) throw new ClientError(407, 'SWS_ERR_PROXY_AUTH', 'sws: proxy authentication required: give your sws user name and password', { 'proxy-authenticate': 'Basic realm="sws", charset="UTF-8"' });
       this.#switches?.seen(address, user);
       const decorate = this.#switches ? this.#switches.decorator(address, target.origin) : asIs;
       const pending = this.#forward(req, res, user, target, endToEndFields(req.rawHeaders, isHost), access, started, decorate);
       if (pending !== undefined) await pending;
     } catch (err) {
       this.#fail(req, res, err, access, started);
+    }
+  }
+
+  /** A password check for this request; an address over its allowance of wrong passwords is told when to come back (429). */
+  async #authenticate(connection: Socket, header: string | undefined, address: string): Promise<string | undefined> {
+    try {
+      return await this.#auth.authenticateHeader(connection, header, address);
+    } catch (err) {
+      if (!(err instanceof AuthRateLimitedError)) throw err;
+      throw new ClientError(429, err.code, `sws: too many wrong passwords from this address; try again in ${err.retryAfterSeconds} s`, { 'retry-after': String(err.retryAfterSeconds) });
     }
   }
 
@@ -610,7 +625,7 @@ export class OuterSidecar {
       res.end(body);
     }
     if (!req.complete) req.resume();
-    if (ce.status === 407) this.#accessLog(access, ce.status, started, 'unauthenticated', 'unauthenticated', ce.code);
+    if (ce.status === 407 || ce.code === 'SWS_ERR_AUTH_RATE_LIMITED') this.#accessLog(access, ce.status, started, 'unauthenticated', 'unauthenticated', ce.code);
     else this.#accessLog(access, ce.status, started, 'error', 'error', ce.code);
   }
 

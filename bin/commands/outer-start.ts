@@ -11,6 +11,7 @@ import { intFlag, LOG_LEVELS, runUntilSignal, tuneHeapForSidecar } from './run.t
 import { parseListen } from '../../sidecar-shared/listen.ts';
 import { addOuterOptions, outerCacheConfig, portalConfig, type OuterCacheFlags } from './cache-flags.ts';
 import { addStartConfigOptions, applyStartConfig, type StartConfigFlags } from './start-config.ts';
+import { DEFAULT_FAILURE_LIMIT } from '../../sidecar-outer/auth-limit.ts';
 
 interface Flags extends OuterCacheFlags, StartConfigFlags {
   listen: string;
@@ -21,6 +22,7 @@ interface Flags extends OuterCacheFlags, StartConfigFlags {
   innerProxy?: string;
   grace?: string;
   passwordChecks?: string;
+  authFailures?: string;
   tlsCert?: string;
   tlsKey?: string;
   logLevel: string;
@@ -38,6 +40,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--inner-proxy <URL>', 'send envelopes through this HTTP proxy (http://HOST:PORT)')
     .option('--grace <MS>', `shutdown grace period for requests in flight (default ${OUTER_DEFAULTS.shutdownGraceMs})`)
     .option('--password-checks <N>', `password checks (scrypt, 32 MiB each) run at once (default ${defaultPasswordChecks()}: one per core, at most 4)`)
+    .option('--auth-failures <N>', `wrong passwords a client address (IPv6: its /64) may make per minute before its password checks pause, answered 429 with Retry-After (default ${DEFAULT_FAILURE_LIMIT.failures}; 0: no limit)`)
     .option('--tls-cert <FILE>', 'serve clients over HTTPS (claim 7): PEM certificate, with any intermediates')
     .option('--tls-key <FILE>', 'the private key of --tls-cert (PEM)')
     .addOption(new Option('--log-level <LEVEL>', 'log level').choices(LOG_LEVELS).default(OUTER_DEFAULTS.logLevel));
@@ -69,6 +72,7 @@ export function register(program: Command, ctx: CliContext): void {
         ...(portal ? { portal } : {}),
         clearOnUserSwitch: opts.clearOnUserSwitch,
         ...(opts.passwordChecks !== undefined ? { passwordChecks: intFlag(opts.passwordChecks, '--password-checks', 1, 64)! } : {}),
+        ...(opts.authFailures !== undefined ? { authFailureLimit: { failures: intFlag(opts.authFailures, '--auth-failures', 0, 100_000)!, periodMs: DEFAULT_FAILURE_LIMIT.periodMs } } : {}),
       };
       // Every flag is checked first; then the config is applied, then the sidecar starts.
       tuneHeapForSidecar(ctx.env);

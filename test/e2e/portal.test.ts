@@ -11,7 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { basic, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
+import { basic, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
 import { openssl } from '../helpers/pki.ts';
 
 const SITE = 'intranet.example';
@@ -57,13 +57,13 @@ interface Answer {
   setCookie: string[];
 }
 
-function portal(path: string, opts: { method?: string; cookie?: string; form?: Record<string, string>; headers?: Record<string, string>; host?: string; port?: number } = {}): Promise<Answer> {
+function portal(path: string, opts: { method?: string; cookie?: string; form?: Record<string, string>; headers?: Record<string, string>; host?: string; port?: number; from?: string } = {}): Promise<Answer> {
   const headers: Record<string, string> = { host: opts.host ?? portalHost, ...opts.headers };
   if (opts.cookie) headers.cookie = opts.cookie;
   const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
   if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: opts.port ?? chain.outer.port, method: opts.method ?? (body ? 'POST' : 'GET'), path, headers, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port: opts.port ?? chain.outer.port, method: opts.method ?? (body ? 'POST' : 'GET'), path, headers, agent: false, ...(opts.from ? { localAddress: opts.from } : {}) }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d));
       res.on('end', () => {
@@ -104,6 +104,21 @@ test('portal: a wrong password gets 403 and no cookie; a login POST from another
   const csrf = await portal('/.sws/login', { form: { user: 'alice', password: PASSWORDS.alice, next: '/' }, headers: { origin: 'http://evil.example' } });
   assert.equal(csrf.status, 403);
   assert.equal(csrf.setCookie.length, 0);
+});
+
+test('portal: past 10 wrong passwords from one address its logins get 429 with Retry-After, right password included; each refusal is counted', async () => {
+  const from = '127.0.0.3'; // its own address: the other tests' allowance is untouched
+  const counted = async (code: string) => metricValue(await chain.outer.metrics(), 'sws_rejections_total', { code });
+  const [failedBefore, limitedBefore] = [await counted('SWS_ERR_LOGIN_FAILED'), await counted('SWS_ERR_AUTH_RATE_LIMITED')];
+  for (let i = 0; i < 10; i++) assert.equal((await portal('/.sws/login', { form: { user: 'alice', password: `guess-${i}`, next: '/' }, from })).status, 403, `guess ${i}`);
+  const limited = await portal('/.sws/login', { form: { user: 'alice', password: PASSWORDS.alice, next: '/' }, from });
+  assert.equal(limited.status, 429);
+  assert.ok(Number(limited.headers['retry-after']) >= 1, `Retry-After: ${limited.headers['retry-after']}`);
+  assert.match(limited.body, /Too many wrong passwords from this address/);
+  assert.equal(limited.setCookie.length, 0);
+  assert.equal((await counted('SWS_ERR_LOGIN_FAILED')) - failedBefore, 10);
+  assert.equal((await counted('SWS_ERR_AUTH_RATE_LIMITED')) - limitedBefore, 1);
+  assert.equal((await login('alice')).status, 303, 'another address logs in');
 });
 
 test('portal: login sets an HttpOnly, SameSite=Strict session cookie (no Secure over plain HTTP) and requests go to the site as that user', async () => {
