@@ -8,10 +8,11 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const skipDirs = new Set(['node_modules', '.git', '.sws', 'bench']);
+// Dot directories are never the project's tests (.git, .sws data dirs, a scratch checkout of another commit).
+const skipDirs = new Set(['node_modules', 'bench']);
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {
-    if (skipDirs.has(name)) continue;
+    if (skipDirs.has(name) || name.startsWith('.')) continue;
     const path = join(dir, name);
     if (statSync(path).isDirectory()) walk(path, out);
     else if (name.endsWith('.test.ts')) out.push(relative(root, path));
