@@ -286,12 +286,10 @@ async function openRecord(dir: DirectionState, header: EnvelopeHeader, sealed: U
   if (dir.failedOpens >= AEAD_CEILINGS.failedOpens) throw new SessionLimitError('the session key reached its failed-authentication limit; exchange a new key');
   const nonce = recordNonce(dir.iv, header.sequence, index, final);
   const aead = dir.aead;
+  const whole = sealed instanceof Uint8Array ? sealed : sealed.length === 1 ? sealed[0]! : aead.openParts ? undefined : concatBytes(...sealed);
   let parts: Uint8Array[];
   try {
-    if (sealed instanceof Uint8Array) parts = [await aead.open(dir.key, nonce, header.bytes, sealed)];
-    else if (sealed.length === 1) parts = [await aead.open(dir.key, nonce, header.bytes, sealed[0]!)];
-    else if (aead.openParts) parts = await aead.openParts(dir.key, nonce, header.bytes, sealed);
-    else parts = [await aead.open(dir.key, nonce, header.bytes, concatBytes(...sealed))];
+    parts = whole ? [await aead.open(dir.key, nonce, header.bytes, whole)] : await aead.openParts!(dir.key, nonce, header.bytes, sealed as readonly Uint8Array[]);
   } catch (err) {
     dir.failedOpens += 1;
     throw err instanceof DecryptError ? err : new DecryptError(undefined, { cause: err });

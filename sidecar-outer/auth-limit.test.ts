@@ -11,6 +11,8 @@ test('clients are counted per IPv4 address (also IPv4-mapped) and per IPv6 /64',
   assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
   assert.equal(clientKey('::1'), '0:0:0:0::/64');
   assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(clientKey('1::2:3:4:5:192.0.2.1'), '1:0:2:3::/64', 'a dotted tail is two groups');
+  assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
   assert.notEqual(clientKey('2001:db8:1:3::1'), clientKey('2001:db8:1:2::1'));
   assert.equal(clientKey('not an address'), 'not an address');
 });

@@ -42,8 +42,9 @@ export function clientKey(address: string): string {
   const [head, tail] = bare.includes('::') ? bare.split('::') : [bare, undefined];
   const left = head ? head.split(':') : [];
   const right = tail === undefined ? [] : tail ? tail.split(':') : [];
-  // An embedded IPv4 tail counts as two groups; only the first four groups matter here.
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  // A dotted IPv4 tail stands for two groups: '::' fills in what the written groups leave of eight.
+  const written = left.length + right.length + (right.at(-1)?.includes('.') ? 1 : 0);
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - written)).fill('0'), ...right];
   return `${groups
     .slice(0, 4)
     .map((g) => (Number.parseInt(g, 16) || 0).toString(16))

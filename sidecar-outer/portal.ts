@@ -249,7 +249,7 @@ export class Portal {
       user = name && form.get('password') ? await this.#deps.authenticate(name, form.get('password')!, client) : undefined;
     } catch (err) {
       if (!(err instanceof AuthRateLimitedError)) throw err;
-      this.#deps.refused(err.code as 'SWS_ERR_AUTH_RATE_LIMITED', name, client);
+      this.#deps.refused('SWS_ERR_AUTH_RATE_LIMITED', name, client);
       res.setHeader('retry-after', String(err.retryAfterSeconds));
       return this.#loginPage(res, 429, next, `Too many wrong passwords from this address. Try again in ${err.retryAfterSeconds} seconds.`, name);
     }
