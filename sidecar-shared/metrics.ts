@@ -4,6 +4,7 @@
  * instance so that tests running two sidecars in one process do not mix counts.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { youngGc } from './young-gc.ts';
 
 /** Upper bounds (seconds) of sws_request_duration_seconds. */
 export const DURATION_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -27,6 +28,8 @@ export interface SidecarMetrics {
   readonly duration: OutcomeHistogram;
   readonly sessions: Gauge;
   readonly inFlight: Gauge;
+  /** Young collections the process asked for (sidecar-shared/young-gc.ts), read at each scrape. */
+  readonly youngCollections: Counter;
   /** One response served from `cache` (sws_cache_hits_total), counted as cheaply as `answered`. */
   cacheHit(cache: string): void;
   /** The end of one request: sws_requests_total and sws_request_duration_seconds at once, cheaply. */
@@ -82,6 +85,16 @@ export function createMetrics(role: 'inner' | 'outer'): SidecarMetrics {
     duration,
     sessions: new Gauge({ name: 'sws_sessions', help: 'Sessions currently held', registers }),
     inFlight: new Gauge({ name: 'sws_requests_in_flight', help: 'Requests in progress', registers }),
+    youngCollections: new Counter({
+      name: 'sws_young_gc_requested_total',
+      help: 'Young-generation collections this process asked V8 for, paced by record octets ($SWS_YOUNG_GC_MIB)',
+      registers,
+      // The pacer is one per process (node-aead's records): its count is read at each scrape.
+      collect(this: Counter) {
+        this.reset();
+        this.inc(youngGc.collections);
+      },
+    }),
     cacheHit(cache) {
       hitsByCache.set(cache, (hitsByCache.get(cache) ?? 0) + 1);
     },

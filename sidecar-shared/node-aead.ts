@@ -13,6 +13,7 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { AeadBackend, AeadKey } from '../core/aead.ts';
 import { DecryptError } from '../core/errors.ts';
+import { youngGc } from './young-gc.ts';
 
 const TAG = 16;
 const SLOT = 32;
@@ -87,6 +88,7 @@ function sealParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: read
   c.setAAD(aad);
   let length = 0;
   for (const p of parts) length += p.length;
+  youngGc.note(length);
   // GCM is a stream mode: each update returns exactly its input's length of ciphertext.
   const out = new Uint8Array(headroom + length + TAG);
   let at = headroom;
@@ -109,6 +111,7 @@ function openParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, sealed: rea
   let length = 0;
   for (const p of sealed) length += p.length;
   if (length < TAG) throw new DecryptError();
+  youngGc.note(length);
   const octets = keys.octets(key);
   try {
     const d = createDecipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });
@@ -141,6 +144,7 @@ export const nodeAead: AeadBackend = {
   openParts,
   open(key, nonce, aad, sealed) {
     if (sealed.length < TAG) throw new DecryptError();
+    youngGc.note(sealed.length);
     const octets = keys.octets(key);
     try {
       const d = createDecipheriv(algorithm(octets), octets, nonce, { authTagLength: TAG });

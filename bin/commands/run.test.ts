@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_HEAP_GROWING_PERCENT, heapGrowingFlag } from './run.ts';
+import { DEFAULT_HEAP_GROWING_PERCENT, DEFAULT_YOUNG_GC_MIB, heapGrowingFlag, youngGcBytes } from './run.ts';
 import { UsageError } from '../../store/index.ts';
 
 test('sidecars cap V8 heap growth by default; $SWS_HEAP_GROWING_PERCENT overrides it, 0 leaves V8 its own factor', () => {
@@ -26,5 +26,16 @@ test('a bad $SWS_HEAP_GROWING_PERCENT is a usage error naming the variable, even
     for (const argv of [[], ['--heap-growing-percent=30']]) {
       assert.throws(() => heapGrowingFlag({ SWS_HEAP_GROWING_PERCENT: v }, argv), (e: unknown) => e instanceof UsageError && /\$SWS_HEAP_GROWING_PERCENT/.test(e.message), v);
     }
+  }
+});
+
+test('sidecars ask for a young collection every 2 MiB of records by default; $SWS_YOUNG_GC_MIB overrides it, 0 turns it off', () => {
+  assert.equal(youngGcBytes({}), DEFAULT_YOUNG_GC_MIB * 1048576);
+  assert.equal(DEFAULT_YOUNG_GC_MIB, 2);
+  assert.equal(youngGcBytes({ SWS_YOUNG_GC_MIB: '' }), DEFAULT_YOUNG_GC_MIB * 1048576);
+  assert.equal(youngGcBytes({ SWS_YOUNG_GC_MIB: '8' }), 8 * 1048576);
+  assert.equal(youngGcBytes({ SWS_YOUNG_GC_MIB: '0' }), 0);
+  for (const v of ['lots', '-1', '1025', '0.5', '1e1']) {
+    assert.throws(() => youngGcBytes({ SWS_YOUNG_GC_MIB: v }), (e: unknown) => e instanceof UsageError && /\$SWS_YOUNG_GC_MIB/.test(e.message), v);
   }
 });

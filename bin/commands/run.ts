@@ -5,6 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { schemas } from '../../store/index.ts';
+import { youngGc } from '../../sidecar-shared/young-gc.ts';
 
 /** A decimal integer flag from `min` to `max` (store/validate.ts); the error names `flag`. */
 export function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
@@ -33,10 +34,27 @@ export function heapGrowingFlag(env: NodeJS.ProcessEnv, execArgv: readonly strin
   return percent === 0 ? undefined : `--heap-growing-percent=${percent}`;
 }
 
-/** Applies heapGrowingFlag to this process; V8 reads it at each full GC, so setting it at start suffices. */
+/** MiB of record octets between two young collections a sidecar asks for (sidecar-shared/young-gc.ts). */
+export const DEFAULT_YOUNG_GC_MIB = 2;
+const YOUNG_GC_ENV = 'SWS_YOUNG_GC_MIB';
+
+/** Octets between requested young collections: `$SWS_YOUNG_GC_MIB` (0–1024, 0 = off) or the default. Bad values are a usage error. */
+export function youngGcBytes(env: NodeJS.ProcessEnv): number {
+  const raw = env[YOUNG_GC_ENV];
+  const mib = raw === undefined || raw === '' ? DEFAULT_YOUNG_GC_MIB : schemas.checkInt(raw, 0, 1024, `$${YOUNG_GC_ENV}`);
+  return mib * 1024 * 1024;
+}
+
+/**
+ * Applies heapGrowingFlag to this process (V8 reads it at each full GC, so setting it at start
+ * suffices) and paces young collections by record octets. Both settings are read before either
+ * is applied, so a bad value changes nothing.
+ */
 export function tuneHeapForSidecar(env: NodeJS.ProcessEnv): void {
   const flag = heapGrowingFlag(env, process.execArgv);
+  const youngEvery = youngGcBytes(env);
   if (flag !== undefined) setFlagsFromString(flag);
+  youngGc.configure(youngEvery);
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

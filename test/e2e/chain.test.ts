@@ -259,6 +259,7 @@ test('64 MiB download and 32 MiB upload arrive intact (sha-256), and neither sid
   assert.equal((await proxied('/upload', { method: 'POST', body: Buffer.concat(Array.from({ length: 4 }, () => block)) })).status, 200);
   const warm = { outer: chain.outer.peakRss(), inner: chain.inner.peakRss() };
   assert.ok(warm.outer > 0 && warm.inner > 0, 'VmHWM is readable (Linux /proc)');
+  const youngBefore = await Promise.all([chain.outer.metrics(), chain.inner.metrics()].map(async (m) => metricValue(await m, 'sws_young_gc_requested_total')));
   for (let s = 0; s < size; s += block.length) expected.update(block);
   const down = await proxied(`/big?size=${size}`);
   assert.equal(down.status, 200);
@@ -271,6 +272,12 @@ test('64 MiB download and 32 MiB upload arrive intact (sha-256), and neither sid
   const got = JSON.parse(up.body.toString()) as { sha256: string; bytes: number };
   assert.equal(got.bytes, upload.length);
   assert.equal(got.sha256, createHash('sha256').update(upload).digest('hex'));
+  // Each sidecar sealed or opened 96 MiB of records: a young collection asked for every 2 MiB (sidecar-shared/young-gc.ts).
+  const youngAfter = await Promise.all([chain.outer.metrics(), chain.inner.metrics()].map(async (m) => metricValue(await m, 'sws_young_gc_requested_total')));
+  for (const [i, side] of ['outer', 'inner'].entries()) {
+    const asked = youngAfter[i]! - youngBefore[i]!;
+    assert.ok(asked >= 47 && asked <= 49, `${side} asked for ${asked} young collections over 96 MiB of records`);
+  }
   const mib = (n: number) => (n / 1048576).toFixed(1);
   const growth = { outer: chain.outer.peakRss() - warm.outer, inner: chain.inner.peakRss() - warm.inner };
   t.diagnostic(`peak RSS after warm-up: outer ${mib(warm.outer)} MiB, inner ${mib(warm.inner)} MiB; growth over 96 MiB moved: outer ${mib(growth.outer)} MiB, inner ${mib(growth.inner)} MiB`);

@@ -103,12 +103,18 @@ test('an invalid --rekey is refused with exit 2 naming the flag', async () => {
   assert.match(r.stderr, /--rekey/);
 });
 
-test('a bad $SWS_HEAP_GROWING_PERCENT stops a sidecar start with exit 2 naming the variable', async () => {
+test('a bad $SWS_HEAP_GROWING_PERCENT or $SWS_YOUNG_GC_MIB stops a sidecar start with exit 2 naming the variable', async () => {
   const { sws } = await import('../helpers/e2e.ts');
-  for (const role of ['outer', 'inner'] as const) {
-    const data = role === 'outer' ? chain.outerData : chain.innerData;
-    const r = await sws([role, 'start', '--data', data, '--listen', '127.0.0.1:0'], { env: { SWS_HEAP_GROWING_PERCENT: 'lots' } });
-    assert.equal(r.code, 2, role);
-    assert.match(r.stderr, /\$SWS_HEAP_GROWING_PERCENT: must be an integer from 0 to 1000/, role);
+  const cases = [
+    { env: { SWS_HEAP_GROWING_PERCENT: 'lots' }, message: /\$SWS_HEAP_GROWING_PERCENT: must be an integer from 0 to 1000/ },
+    { env: { SWS_YOUNG_GC_MIB: '2.5' }, message: /\$SWS_YOUNG_GC_MIB: must be an integer from 0 to 1024/ },
+  ];
+  for (const { env, message } of cases) {
+    for (const role of ['outer', 'inner'] as const) {
+      const data = role === 'outer' ? chain.outerData : chain.innerData;
+      const r = await sws([role, 'start', '--data', data, '--listen', '127.0.0.1:0'], { env });
+      assert.equal(r.code, 2, role);
+      assert.match(r.stderr, message, role);
+    }
   }
 });

@@ -1,0 +1,89 @@
+/**
+ * Young collections paced by record octets (sidecar-shared/young-gc.ts): one request per
+ * `everyBytes` passed, none when off, V8's collector reached without a global `gc`, and a real
+ * young (not full) collection when it asks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PerformanceObserver, constants, performance, type PerformanceEntry } from 'node:perf_hooks';
+import { YoungGcPacer } from './young-gc.ts';
+
+function fakeCollector() {
+  const calls: unknown[] = [];
+  let loads = 0;
+  return {
+    calls,
+    get loads() {
+      return loads;
+    },
+    load: () => {
+      loads += 1;
+      return (options: unknown) => void calls.push(options);
+    },
+  };
+}
+
+test('asks for one young collection each time the configured octets have passed, counting across calls', () => {
+  const fake = fakeCollector();
+  const pacer = new YoungGcPacer(fake.load);
+  pacer.configure(1000);
+  pacer.note(400);
+  pacer.note(599);
+  assert.equal(fake.calls.length, 0);
+  pacer.note(1);
+  assert.deepEqual(fake.calls, [{ type: 'minor' }]);
+  pacer.note(999);
+  assert.equal(fake.calls.length, 1);
+  pacer.note(5000);
+  assert.equal(fake.calls.length, 2, 'a large record is one request, not one per 1000 octets');
+  assert.equal(pacer.collections, 2);
+});
+
+test('off by default and with 0: nothing counted, the collector never even looked up', () => {
+  const fake = fakeCollector();
+  const pacer = new YoungGcPacer(fake.load);
+  pacer.note(1 << 30);
+  pacer.configure(0);
+  pacer.note(1 << 30);
+  assert.equal(fake.calls.length, 0);
+  assert.equal(fake.loads, 0);
+  pacer.configure(10);
+  pacer.configure(20);
+  assert.equal(fake.loads, 1, 'looked up once, when first switched on');
+  pacer.configure(0);
+  pacer.note(100);
+  assert.equal(fake.calls.length, 0, 'switched off again');
+});
+
+test('reconfiguring starts the count over; a bad setting is refused', () => {
+  const fake = fakeCollector();
+  const pacer = new YoungGcPacer(fake.load);
+  pacer.configure(100);
+  pacer.note(90);
+  pacer.configure(100);
+  pacer.note(90);
+  assert.equal(fake.calls.length, 0);
+  for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => pacer.configure(bad), RangeError, String(bad));
+});
+
+test('with V8: a young collection happens (not a full one) and this program gets no global gc', async () => {
+  const seen: PerformanceEntry[] = [];
+  const observer = new PerformanceObserver((list) => seen.push(...list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  try {
+    const hadGc = typeof (globalThis as { gc?: unknown }).gc === 'function';
+    const pacer = new YoungGcPacer();
+    pacer.configure(1);
+    const from = performance.now();
+    pacer.note(1);
+    const to = performance.now();
+    assert.equal(pacer.collections, 1);
+    assert.equal(typeof (globalThis as { gc?: unknown }).gc === 'function', hadGc, 'the global is left as it was');
+    // The collection ran inside note(); its entry is delivered asynchronously: wait for it.
+    const ours = () => seen.filter((e) => e.startTime >= from && e.startTime <= to);
+    while (ours().length === 0) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(ours().map((e) => (e as unknown as { detail: { kind: number } }).detail.kind), [constants.NODE_PERFORMANCE_GC_MINOR]);
+  } finally {
+    observer.disconnect();
+  }
+});
