@@ -47,12 +47,25 @@ test('off by default and with 0: nothing counted, the collector never even looke
   pacer.note(1 << 30);
   assert.equal(fake.calls.length, 0);
   assert.equal(fake.loads, 0);
-  pacer.configure(10);
-  pacer.configure(20);
+  assert.equal(pacer.configure(10), true);
+  assert.equal(pacer.configure(20), true);
   assert.equal(fake.loads, 1, 'looked up once, when first switched on');
   pacer.configure(0);
   pacer.note(100);
   assert.equal(fake.calls.length, 0, 'switched off again');
+});
+
+test('a V8 without a collector entry point leaves pacing off instead of failing', () => {
+  let loads = 0;
+  const pacer = new YoungGcPacer(() => {
+    loads += 1;
+    return undefined;
+  });
+  assert.equal(pacer.configure(1000), false);
+  pacer.note(5000);
+  assert.equal(pacer.collections, 0);
+  assert.equal(pacer.configure(0), false);
+  assert.equal(loads, 1);
 });
 
 test('reconfiguring starts the count over; a bad setting is refused', () => {

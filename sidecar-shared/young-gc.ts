@@ -20,13 +20,16 @@ import { runInNewContext } from 'node:vm';
 
 type GcFunction = (options: { type: 'minor' }) => void;
 
-/** V8's collector entry point, without exposing it on this program's global. */
-function loadGc(): GcFunction {
+/** V8's collector entry point, without exposing it on this program's global; undefined where this V8 offers none. */
+function loadGc(): GcFunction | undefined {
   const existing = (globalThis as { gc?: unknown }).gc;
   if (typeof existing === 'function') return existing as GcFunction;
-  setFlagsFromString('--expose-gc');
   try {
-    return runInNewContext('gc') as GcFunction;
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
+    return typeof gc === 'function' ? (gc as GcFunction) : undefined;
+  } catch {
+    return undefined;
   } finally {
     setFlagsFromString('--no-expose-gc');
   }
@@ -38,18 +41,22 @@ export class YoungGcPacer {
   #since = 0;
   #gc: GcFunction | undefined;
   #collections = 0;
-  readonly #load: () => GcFunction;
+  readonly #load: () => GcFunction | undefined;
 
-  constructor(load: () => GcFunction = loadGc) {
+  constructor(load: () => GcFunction | undefined = loadGc) {
     this.#load = load;
   }
 
-  /** Switches pacing on (or off with 0). */
-  configure(everyBytes: number): void {
+  /**
+   * Switches pacing on (or off with 0). Returns whether it is on: a V8 that cannot hand out its
+   * collector leaves it off (the sidecar then runs as before, only slower on bulk transfers).
+   */
+  configure(everyBytes: number): boolean {
     if (!Number.isSafeInteger(everyBytes) || everyBytes < 0) throw new RangeError('young GC pacing must be a whole number of octets ≥ 0');
-    this.#everyBytes = everyBytes;
-    this.#since = 0;
     if (everyBytes > 0) this.#gc ??= this.#load();
+    this.#everyBytes = this.#gc === undefined ? 0 : everyBytes;
+    this.#since = 0;
+    return this.#everyBytes > 0;
   }
 
   /** Young collections requested so far. */

@@ -54,7 +54,9 @@ export function tuneHeapForSidecar(env: NodeJS.ProcessEnv): void {
   const flag = heapGrowingFlag(env, process.execArgv);
   const youngEvery = youngGcBytes(env);
   if (flag !== undefined) setFlagsFromString(flag);
-  youngGc.configure(youngEvery);
+  if (!youngGc.configure(youngEvery) && youngEvery > 0) {
+    process.emitWarning('V8 offers no collector entry point here: young collections are not paced ($SWS_YOUNG_GC_MIB)', { code: 'SWS_YOUNG_GC_UNAVAILABLE' });
+  }
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
