@@ -9,6 +9,9 @@
  *   npx tsx bench/allocations.ts [--seconds 4] [--warm 6] [--connections 16] [--top 25]
  *
  * Off-heap buffers (Buffer/ArrayBuffer contents) are not counted: only V8 heap objects.
+ * With `SWS_ALLOCPROBE_SURVIVORS=1` in the environment only objects that outlived a young
+ * collection are counted: what is promoted to the old generation and so sets off full
+ * collections (bench/allocprobe.mjs).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,7 +65,7 @@ function report(name: string, file: string, requests: number, top: number): void
   const profile = JSON.parse(readFileSync(file, 'utf8')) as { head?: ProfileNode; error?: string };
   if (!profile.head) throw new Error(`${name}: no allocation profile (${profile.error ?? 'unknown'})`);
   const { total, sites } = bySite(profile.head);
-  console.log(`\n=== ${name}: ${(total / requests / 1024).toFixed(1)} KiB of V8 heap allocated per request (${(total / 1048576).toFixed(0)} MiB sampled)`);
+  console.log(`\n=== ${name}: ${(total / requests / 1024).toFixed(1)} KiB of V8 heap ${process.env.SWS_ALLOCPROBE_SURVIVORS === '1' ? 'outliving a young collection' : 'allocated'} per request (${(total / 1048576).toFixed(0)} MiB sampled)`);
   for (const [site, bytes] of sites.slice(0, top)) console.log(`${((100 * bytes) / total).toFixed(1).padStart(5)} %  ${(bytes / requests).toFixed(0).padStart(6)} B/request  ${site}`);
 }
 

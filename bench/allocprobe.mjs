@@ -14,7 +14,9 @@ if (dir) {
   session.post('HeapProfiler.enable');
   const interval = Number(process.env.SWS_ALLOCPROBE_INTERVAL ?? 4096);
   process.on('SIGUSR2', () => {
-    session.post('HeapProfiler.startSampling', { samplingInterval: interval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    // $SWS_ALLOCPROBE_SURVIVORS=1: only objects that outlived a young collection (what gets promoted and makes full collections).
+    const all = process.env.SWS_ALLOCPROBE_SURVIVORS !== '1';
+    session.post('HeapProfiler.startSampling', { samplingInterval: interval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: all });
   });
   process.on('SIGPWR', () => {
     session.post('HeapProfiler.stopSampling', (err, r) => {
