@@ -87,9 +87,10 @@ export function createMetrics(role: 'inner' | 'outer'): SidecarMetrics {
     inFlight: new Gauge({ name: 'sws_requests_in_flight', help: 'Requests in progress', registers }),
     youngCollections: new Counter({
       name: 'sws_young_gc_requested_total',
-      help: 'Young-generation collections this process asked V8 for, paced by record octets ($SWS_YOUNG_GC_MIB)',
+      help: 'Young-generation collections this process asked V8 for, paced by record octets ($SWS_YOUNG_GC_MIB); process-wide',
       registers,
-      // The pacer is one per process (node-aead's records): its count is read at each scrape.
+      // The pacer is one per process (node-aead's records): its count is read at each scrape, and
+      // two sidecars in one process (tests) both report the process's total.
       collect(this: Counter) {
         this.reset();
         this.inc(youngGc.collections);

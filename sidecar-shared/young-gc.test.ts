@@ -5,7 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { PerformanceObserver, constants, performance, type PerformanceEntry } from 'node:perf_hooks';
+import { runInNewContext } from 'node:vm';
 import { YoungGcPacer } from './young-gc.ts';
 
 function fakeCollector() {
@@ -68,6 +70,32 @@ test('a V8 without a collector entry point leaves pacing off instead of failing'
   assert.equal(loads, 1);
 });
 
+test('what passes the interval counts toward the next one, whatever the record sizes', () => {
+  const fake = fakeCollector();
+  const pacer = new YoungGcPacer(fake.load);
+  pacer.configure(1000);
+  pacer.note(1500);
+  assert.equal(fake.calls.length, 1);
+  pacer.note(500);
+  assert.equal(fake.calls.length, 2, '1500 + 500 octets are two intervals');
+  for (let i = 0; i < 30; i++) pacer.note(700);
+  assert.equal(fake.calls.length, 2 + 21, '21,000 more octets: 21 more');
+});
+
+test('a collector that throws stops pacing with one warning; the record that noted it is not failed', async () => {
+  const pacer = new YoungGcPacer(() => () => {
+    throw new TypeError('no such option');
+  });
+  assert.equal(pacer.configure(10), true);
+  const warned = once(process, 'warning');
+  pacer.note(10);
+  const [warning] = (await warned) as [Error & { code?: string }];
+  assert.equal(warning.code, 'SWS_YOUNG_GC_UNAVAILABLE');
+  assert.match(warning.message, /no such option/);
+  pacer.note(100);
+  assert.equal(pacer.collections, 0, 'a refused call is not counted, and pacing is off');
+});
+
 test('reconfiguring starts the count over; a bad setting is refused', () => {
   const fake = fakeCollector();
   const pacer = new YoungGcPacer(fake.load);
@@ -92,9 +120,13 @@ test('with V8: a young collection happens (not a full one) and this program gets
     const to = performance.now();
     assert.equal(pacer.collections, 1);
     assert.equal(typeof (globalThis as { gc?: unknown }).gc === 'function', hadGc, 'the global is left as it was');
-    // The collection ran inside note(); its entry is delivered asynchronously: wait for it.
+    if (!hadGc) assert.equal(runInNewContext('typeof gc'), 'undefined', 'new contexts get no gc either: the flag was switched off again');
+    // The collection ran inside note(); its entry is delivered asynchronously: wait for it (bounded).
     const ours = () => seen.filter((e) => e.startTime >= from && e.startTime <= to);
-    while (ours().length === 0) await new Promise((r) => setImmediate(r));
+    for (let turns = 0; ours().length === 0; turns++) {
+      assert.ok(turns < 10_000, 'the young collection asked for was reported');
+      await new Promise((r) => setImmediate(r));
+    }
     assert.deepEqual(ours().map((e) => (e as unknown as { detail: { kind: number } }).detail.kind), [constants.NODE_PERFORMANCE_GC_MINOR]);
   } finally {
     observer.disconnect();

@@ -98,6 +98,8 @@ before(async () => {
       ['bob', '/docs/**', '--methods', 'GET,HEAD'],
     ],
     innerArgs: ['--upstream-timeout', '1500'],
+    // The shipped interval, pinned against the caller's environment (the 64 MiB test counts collections).
+    env: { SWS_YOUNG_GC_MIB: '2' },
     via: async (innerUrl) => {
       const u = new URL(innerUrl);
       relay = await startRelay({ host: u.hostname, port: Number(u.port) });
