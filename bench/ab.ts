@@ -3,7 +3,7 @@
  * allows: every variant's chain (outer + inner, one origin shared) runs side by side, and the
  * load alternates between them round by round, so a slow second hurts all variants alike.
  *
- *   npx tsx bench/ab.ts --variants "A|B[|…]" [--rounds 8] [--seconds 2] [--connections 64] [--idle 0] [--bulk 3]
+ *   npx tsx bench/ab.ts --variants "A|B[|…]" [--rounds 8] [--seconds 2] [--connections 64] [--idle 0] [--bulk 3] [--mixed 0]
  *
  * A variant is space-separated tokens: `--flag[=value]` goes to node, `NAME=value` to the
  * sidecars' environment, `outer:--flag[=value]` / `inner:--flag[=value]` to that sidecar's
@@ -13,7 +13,9 @@
  * after the small-request rounds and again after `--bulk` 64 MiB downloads and uploads, RSS and
  * peak RSS (VmHWM) of both sidecars. `--idle S`: then S seconds without requests, and three
  * 1 s rounds per variant (what a sidecar serves right after a pause), with RSS before and after
- * the pause. Used for docs/PERFORMANCE.md, "Heap growth" and "After idle".
+ * the pause. `--mixed N`: then N rounds per variant of small requests (`--seconds` × 2 long) while
+ * 64 MiB downloads run back to back on the same chain: req/s, p99 and MiB downloaded per round.
+ * Used for docs/PERFORMANCE.md, "Heap growth", "After idle" and "Young collections paced by octets".
  */
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ const SECONDS = Number(opt('seconds', '2'));
 const CONNS = Number(opt('connections', '64'));
 const BULK_N = Number(opt('bulk', '3'));
 const IDLE_S = Number(opt('idle', '0'));
+const MIXED_N = Number(opt('mixed', '0'));
 const BULK = 64 * 1048576;
 const HOST = 'intranet.example';
 
@@ -170,6 +173,24 @@ async function main(): Promise<void> {
       `[${s.name}] bulk: MB/s down ${s.down.map((x) => x.toFixed(0)).join(' ')}, up ${s.up.map((x) => x.toFixed(0)).join(' ')}; CPU µs/MiB down ${perMiB[0]} / ${perMiB[1]}, up ${perMiB[2]} / ${perMiB[3]}; ${memory(s)}`,
     );
   }
+  const mixed = setups.map(() => [] as string[]);
+  for (let r = 0; r < MIXED_N; r++) {
+    for (const [i, s] of setups.entries()) {
+      // Downloads back to back until the small-request round ends; the one in progress then finishes.
+      let stop = false;
+      let mib = 0;
+      const bulk = (async () => {
+        while (!stop) {
+          await download(s.target, BULK);
+          mib += 64;
+        }
+      })();
+      const w = await wrk(work, s.target, CONNS, SECONDS * 2).finally(() => (stop = true));
+      await bulk;
+      mixed[i]!.push(`${w.rps.toFixed(0)} req/s, p99 ${w.p99Ms.toFixed(1)} ms, ${mib} MiB`);
+    }
+  }
+  for (const [i, s] of (MIXED_N > 0 ? setups : []).entries()) console.log(`[${s.name}] small requests during downloads: ${mixed[i]!.join('; ')}; ${memory(s)}`);
 }
 
 await runBenchmark(main);
