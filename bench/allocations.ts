@@ -7,6 +7,10 @@
  * for one hop of the Node forwarder (the floor: node:http + undici, no crypto).
  *
  *   npx tsx bench/allocations.ts [--seconds 4] [--warm 6] [--connections 16] [--top 25]
+ *                                [--node-args "--min-semi-space-size=4"]
+ *
+ * `--node-args` adds V8/Node flags to both sidecars and the forwarder hops (after the
+ * benchmark's own NODE_FLAGS), to see what a flag does to allocation or promotion.
  *
  * Off-heap buffers (Buffer/ArrayBuffer contents) are not counted: only V8 heap objects.
  * With `SWS_ALLOCPROBE_SURVIVORS=1` in the environment only objects that outlived a young
@@ -25,6 +29,7 @@ const SECONDS = Number(opt('seconds', '4'));
 const WARM = Number(opt('warm', '6'));
 const CONNS = Number(opt('connections', '16'));
 const TOP = Number(opt('top', '25'));
+const NODE_ARGS = [...NODE_FLAGS, ...opt('node-args', '').split(' ').filter(Boolean)];
 const HOST = 'intranet.example';
 
 interface ProfileNode {
@@ -75,7 +80,7 @@ async function main(): Promise<void> {
   const origin = await startNodeScript('origin.ts', []);
   const probe = `--import=${join(BENCH_DIR, 'allocprobe.mjs')}`;
   const env = { NODE_OPTIONS: probe, SWS_ALLOCPROBE_DIR: out };
-  const chain = await startChain({ originUrl: `http://127.0.0.1:${origin.info.port as number}`, host: HOST, env, nodeArgs: NODE_FLAGS });
+  const chain = await startChain({ originUrl: `http://127.0.0.1:${origin.info.port as number}`, host: HOST, env, nodeArgs: NODE_ARGS });
   onCleanup(() => chain.stop());
   const target: Target = { connectUrl: chain.proxy, smallPath: `http://${HOST}/1k`, proxyUser: `alice:${PASSWORDS.alice}`, url: (p) => `http://${HOST}${p}` };
   const sws = await sampleWindow(work, out, target, [chain.outer.child.pid!, chain.inner.child.pid!]);
@@ -86,8 +91,8 @@ async function main(): Promise<void> {
 
   // The floor: the forwarder's second hop (it forwards to the origin, as the inner does).
   process.env.SWS_ALLOCPROBE_DIR = out; // inherited by the forwarder processes
-  const h2 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${origin.info.port as number}`], [...NODE_FLAGS, probe]);
-  const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`], NODE_FLAGS);
+  const h2 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${origin.info.port as number}`], [...NODE_ARGS, probe]);
+  const h1 = await startNodeScript('forwarder.ts', ['--upstream', `http://127.0.0.1:${h2.info.port as number}`], NODE_ARGS);
   const fwdTarget: Target = { connectUrl: `http://127.0.0.1:${h1.info.port as number}`, smallPath: '/1k', url: (p) => `http://127.0.0.1:${h1.info.port as number}${p}` };
   const fwd = await sampleWindow(work, out, fwdTarget, [h2.proc.pid]);
   console.log(`\nNode forwarder: ${fwd.requests} requests (${fwd.rps.toFixed(0)} req/s)`);

@@ -4,7 +4,7 @@
 // SIGPWR stops it and writes the profile to $SWS_ALLOCPROBE_DIR/PID.json.
 // Plain JavaScript, so it loads the same with or without tsx.
 import { Session } from 'node:inspector';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = process.env.SWS_ALLOCPROBE_DIR;
@@ -20,7 +20,10 @@ if (dir) {
   });
   process.on('SIGPWR', () => {
     session.post('HeapProfiler.stopSampling', (err, r) => {
-      writeFileSync(join(dir, `${process.pid}.json`), JSON.stringify(err ? { error: String(err) } : r.profile));
+      // Written aside and renamed: the reader polls for the file and must never see half of it.
+      const file = join(dir, `${process.pid}.json`);
+      writeFileSync(`${file}.part`, JSON.stringify(err ? { error: String(err) } : r.profile));
+      renameSync(`${file}.part`, file);
     });
   });
 }

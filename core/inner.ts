@@ -129,6 +129,8 @@ export class InnerSession {
 /** Sessions by ID with LRU eviction (a Map keeps insertion order; touching re-inserts). */
 export class InnerSessionTable {
   readonly #byId = new Map<string, InnerSession>();
+  /** The session last inserted or touched: the end of the Map's order. */
+  #newest: InnerSession | undefined;
   readonly #max: number;
   constructor(maxSessions: number) {
     this.#max = maxSessions;
@@ -138,9 +140,11 @@ export class InnerSessionTable {
   }
   get(idHex: string): InnerSession | undefined {
     const s = this.#byId.get(idHex);
-    if (s) {
+    // Touching re-hashes the table now and then; a session already the newest needs no touch (the common case: one busy session).
+    if (s && s !== this.#newest) {
       this.#byId.delete(idHex);
       this.#byId.set(idHex, s);
+      this.#newest = s;
     }
     return s;
   }
@@ -148,25 +152,31 @@ export class InnerSessionTable {
     return this.#byId.has(idHex);
   }
   add(s: InnerSession): void {
+    this.#byId.delete(s.sessionIdHex);
     this.#byId.set(s.sessionIdHex, s);
+    this.#newest = s;
     while (this.#byId.size > this.#max) {
-      const oldest = this.#byId.keys().next().value as string;
-      this.#byId.delete(oldest);
+      this.#remove(this.#byId.keys().next().value as string);
     }
   }
   delete(idHex: string): void {
+    this.#remove(idHex);
+  }
+  /** Every removal goes through here, so an ended session is not kept reachable as the newest. */
+  #remove(idHex: string): void {
+    if (this.#newest?.sessionIdHex === idHex) this.#newest = undefined;
     this.#byId.delete(idHex);
   }
   /** Ends every session of a user (revocation), returning how many. */
   endUser(user: string): number {
     let n = 0;
-    for (const [id, s] of this.#byId) if (s.user === user) (this.#byId.delete(id), n++);
+    for (const [id, s] of this.#byId) if (s.user === user) (this.#remove(id), n++);
     return n;
   }
   /** Ends every session matching `pred`. */
   endWhere(pred: (s: InnerSession) => boolean): number {
     let n = 0;
-    for (const [id, s] of this.#byId) if (pred(s)) (this.#byId.delete(id), n++);
+    for (const [id, s] of this.#byId) if (pred(s)) (this.#remove(id), n++);
     return n;
   }
   /** Drops sessions that can no longer be used. */

@@ -34,6 +34,7 @@ import { AclEpochs, InnerCache } from './cache.ts';
 import { ACL_EPOCH_HEADER } from '../sidecar-shared/cache.ts';
 import { aclRules } from '../store/index.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
+import { Slots } from '../sidecar-shared/slots.ts';
 
 /** Responses no longer than this are sealed with their head in one record (1 AES call). */
 const SMALL_BODY = 32 * 1024;
@@ -63,7 +64,8 @@ export class InnerSidecar {
   readonly #upstreams: Upstreams;
   readonly #server: Server;
   readonly #admin: Server | undefined;
-  readonly #inFlight = new Set<InFlight>();
+  /** Requests being forwarded, re-checked when the store changes (slots, not a Set: see slots.ts). */
+  readonly #inFlight = new Slots<InFlight>();
   readonly #siteByHost = new Map<string, Site | null>();
   /** Who may exchange keys: registered keys and certificates (claim 3). */
   readonly #directory: ClientKeyDirectory;
@@ -352,7 +354,7 @@ export class InnerSidecar {
         res.destroy();
       },
     };
-    this.#inFlight.add(flight);
+    const inFlightSlot = this.#inFlight.add(flight);
     const onClose = () => {
       if (!res.writableFinished) cancel.abort(new SwsError('SWS_ERR_CLIENT_GONE', 'the outer closed the connection'));
     };
@@ -414,7 +416,7 @@ export class InnerSidecar {
       this.log.warn({ ...access, detail: (err as Error)?.message }, 'upstream response cut');
       res.destroy();
     } finally {
-      this.#inFlight.delete(flight);
+      this.#inFlight.delete(inFlightSlot);
       res.off('close', onClose);
     }
   }
