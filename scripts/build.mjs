@@ -51,6 +51,26 @@ const sourceUrls = {
   },
 };
 
+/**
+ * Fails the build if esbuild renamed a class of ours (`Foo` → `Foo2`, to avoid a clash in a
+ * chunk): its `name`, and so an error's name and stack, would change.
+ */
+function assertNoRenamedClass(inputs, outputFiles) {
+  const names = new Set();
+  for (const file of inputs) {
+    if (!file.endsWith('.ts')) continue;
+    for (const m of readFileSync(join(ROOT, file), 'utf8').matchAll(/\bclass\s+([A-Za-z_$][\w$]*)/g)) names.add(m[1]);
+  }
+  for (const out of outputFiles) {
+    if (!out.path.endsWith('.mjs')) continue;
+    // esbuild writes a class as `var Foo = class …` (or keeps `class Foo`); a renamed one gets a numeric suffix.
+    for (const m of out.text.matchAll(/(?:\b(?:var|let|const)\s+([A-Za-z_$][\w$]*?)(\d+)\s*=\s*class\b|\bclass\s+([A-Za-z_$][\w$]*?)(\d+)\b)/g)) {
+      const [base, suffix] = m[1] !== undefined ? [m[1], m[2]] : [m[3], m[4]];
+      if (names.has(base)) throw new Error(`esbuild renamed class ${base} to ${base}${suffix} in ${relative(ROOT, out.path)} (two bundled classes share the name): rename one of them`);
+    }
+  }
+}
+
 async function main() {
   const esbuild = await import('esbuild');
   const outputs = [];
@@ -65,8 +85,11 @@ async function main() {
       platform: 'node',
       target: 'node20',
       packages: 'external',
-      // tsx compiles with keepNames too: Error subclasses keep their names (core/errors.ts).
-      keepNames: true,
+      // No keepNames: it wraps every named closure in a runtime __name() call, per request on
+      // the hot paths (docs/PERFORMANCE.md "Build without keepNames"). Without minifying, names
+      // only change where esbuild renames a binding to avoid a clash, which assertNoRenamedClass
+      // refuses for classes (Error subclasses take their name from the class, core/errors.ts).
+      keepNames: false,
       sourcemap: 'linked',
       sourcesContent: false,
       outdir: 'dist/_',
@@ -80,6 +103,7 @@ async function main() {
       write: false,
       plugins: [sourceUrls],
     });
+    assertNoRenamedClass(Object.keys(r.metafile.inputs), r.outputFiles);
     const inputs = {};
     for (const file of [...Object.keys(r.metafile.inputs), ...ALSO_HASHED].sort()) inputs[posix(file)] = fileHash(join(ROOT, file));
     const output = Object.entries(r.metafile.outputs).find(([, o]) => o.entryPoint === e.source)[0];
