@@ -41,6 +41,18 @@ const SMALL_BODY = 32 * 1024;
 /** Sent sealed in one write; a larger body at hand (a big cache hit) still streams record by record, never copied whole. */
 const isSmall = (body: BodySource): body is Uint8Array | null => isAtHand(body) && (body?.length ?? 0) <= SMALL_BODY;
 
+const VERSION_VALUE = String(PROTOCOL_VERSION);
+
+/** A request's access-line fields, filled in as it goes: one object of one shape per request. */
+interface AccessFields {
+  readonly user: string;
+  readonly method: string;
+  readonly host: string;
+  path: string;
+  readonly keyState: string;
+  cache: 'hit' | undefined;
+}
+
 interface InFlight {
   readonly user: string;
   readonly req: CanonicalRequest;
@@ -274,7 +286,7 @@ export class InnerSidecar {
     if (isSmall(body)) {
       const whole = await r.respondAtHand(head, body);
       if (whole) {
-        if (!res.headersSent) res.writeHead(200, { ...this.#envelopeHeaders(keyState), 'content-length': String(whole.length) });
+        if (!res.headersSent) res.writeHead(200, this.#envelopeHeaders(keyState, whole.length));
         return endWith(res, whole);
       }
     }
@@ -282,13 +294,12 @@ export class InnerSidecar {
     await (isSmall(body) ? writeWhole : writeBody)(res, r.respond(head, body));
   }
 
-  #envelopeHeaders(keyState: string): Record<string, string> {
-    return {
-      'content-type': MEDIA_TYPE,
-      'cache-control': ENVELOPE_NO_STORE,
-      [HeaderNames.version]: String(PROTOCOL_VERSION),
-      [HeaderNames.keyState]: keyState,
-    };
+  /** The envelope's response headers; with `contentLength` for an answer sent in one write (one literal each: see #accessLog). */
+  #envelopeHeaders(keyState: string, contentLength?: number): Record<string, string> {
+    if (contentLength === undefined) {
+      return { 'content-type': MEDIA_TYPE, 'cache-control': ENVELOPE_NO_STORE, [HeaderNames.version]: VERSION_VALUE, [HeaderNames.keyState]: keyState };
+    }
+    return { 'content-type': MEDIA_TYPE, 'cache-control': ENVELOPE_NO_STORE, [HeaderNames.version]: VERSION_VALUE, [HeaderNames.keyState]: keyState, 'content-length': String(contentLength) };
   }
 
   async #refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal, error: unknown, started: bigint): Promise<void> {
@@ -328,7 +339,7 @@ export class InnerSidecar {
   /** A request that authenticated: everything from here on is answered sealed. */
   async #serve(req: IncomingMessage, res: ServerResponse, r: InnerRequest, started: bigint, keyState: string): Promise<void> {
     const user = r.session.user;
-    const access = { user, method: r.head.method, host: r.head.authority, path: loggablePath(r.head.path), keyState };
+    const access: AccessFields = { user, method: r.head.method, host: r.head.authority, path: loggablePath(r.head.path), keyState, cache: undefined };
     let canonical: CanonicalRequest;
     try {
       canonical = canonicalize(r.head, this.config.forwardedUserHeader);
@@ -340,7 +351,8 @@ export class InnerSidecar {
     const decision = this.#acl.check(user, canonical.method, canonical.host, canonical.target);
     if (!decision.allow) {
       this.metrics.rejections.inc({ code: 'SWS_ERR_ACL_DENIED' });
-      return this.#sealedError(res, r, 403, 'access denied: your account is not allowed to open this page', new SwsError('SWS_ERR_ACL_DENIED', decision.reason), { ...access, path: canonical.target.path }, started, 'denied');
+      access.path = canonical.target.path;
+      return this.#sealedError(res, r, 403, 'access denied: your account is not allowed to open this page', new SwsError('SWS_ERR_ACL_DENIED', decision.reason), access, started, 'denied');
     }
 
     const cancel = new Cancellation();
@@ -379,7 +391,9 @@ export class InnerSidecar {
       const plan = this.#cache?.plan(canonical, user);
       if (plan?.kind === 'hit') {
         await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, plan.head), plan.body);
-        this.#accessLog({ ...access, path: canonical.target.path, cache: 'hit' }, 'allow', plan.head.status, started);
+        access.path = canonical.target.path;
+        access.cache = 'hit';
+        this.#accessLog(access, 'allow', plan.head.status, started);
         return;
       }
       const identity: FieldLine = [this.config.forwardedUserHeader, user];
@@ -397,7 +411,8 @@ export class InnerSidecar {
       }
       const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
       await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, out.head), out.body);
-      this.#accessLog({ ...access, path: canonical.target.path }, 'allow', up.statusCode, started);
+      access.path = canonical.target.path;
+      this.#accessLog(access, 'allow', up.statusCode, started);
     } catch (err) {
       if (bodyError !== undefined || revoked || cancel.aborted) {
         const code = revoked ? 'SWS_ERR_REVOKED' : ((bodyError ?? err) as { code?: string })?.code ?? 'SWS_ERR_ABORTED';
@@ -421,7 +436,7 @@ export class InnerSidecar {
     }
   }
 
-  async #sealedError(res: ServerResponse, r: InnerRequest, status: number, message: string, err: unknown, access: { keyState: string } & Record<string, unknown>, started: bigint, outcome = 'error'): Promise<void> {
+  async #sealedError(res: ServerResponse, r: InnerRequest, status: number, message: string, err: unknown, access: AccessFields, started: bigint, outcome = 'error'): Promise<void> {
     const code = (err as { code?: string })?.code ?? 'SWS_ERR_GENERIC';
     if (outcome === 'error') this.metrics.rejections.inc({ code });
     try {
@@ -435,11 +450,13 @@ export class InnerSidecar {
     this.#accessLog(access, outcome === 'denied' ? 'deny' : 'error', status, started, code);
   }
 
-  #accessLog(access: Record<string, unknown>, decision: string, status: number, started: bigint, code?: string): void {
+  #accessLog(access: AccessFields, decision: string, status: number, started: bigint, code?: string): void {
     const outcome = decision === 'allow' ? 'ok' : decision === 'deny' ? 'denied' : 'error';
     const ms = msSince(started);
     this.metrics.answered(outcome, status, ms / 1000);
-    this.#access.write({ ...access, decision, status, ms, ...(code ? { code } : {}) });
+    // A literal, not `{ ...access, decision, … }`: on Node 20 a spread followed by new keys takes V8's slow
+    // path, and each such record was promoted to the old generation (docs/PERFORMANCE.md "Object spreads").
+    this.#access.write({ user: access.user, method: access.method, host: access.host, path: access.path, keyState: access.keyState, cache: access.cache, decision, status, ms, code });
   }
 
   /** Graceful stop: refuse new connections, let in-flight requests finish within the grace period. */
