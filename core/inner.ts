@@ -401,7 +401,7 @@ export class InnerEndpoint {
         const opened = await openRequestAtHand(s.keys.c2s, header, envelope.subarray(ENVELOPE_HEADER_LENGTH), open);
         s.requests += 1;
         s.lastUsedAt = now;
-        return { kind: 'request', session: s, sequence: seq, head: opened.head, body: iterateOnce(opened.body), bodyAtHand: opened.body, ...this.#responder(s, seq) };
+        return { kind: 'request', session: s, sequence: seq, head: opened.head, body: new BytesOnce(opened.body), bodyAtHand: opened.body, ...this.#responder(s, seq) };
       } catch (error) {
         return { kind: 'refused', refusal: refusalFor(error, 'request'), error };
       }
@@ -410,13 +410,15 @@ export class InnerEndpoint {
   }
 }
 
-/** A body at hand as a stream, for callers that stream (the generator is made only if iterated). */
-function iterateOnce(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  return {
-    async *[Symbol.asyncIterator]() {
-      if (bytes.length > 0) yield bytes;
-    },
-  };
+/** A body at hand as a stream, for callers that stream (the generator is made only if iterated; a class, so no closure per request). */
+class BytesOnce implements AsyncIterable<Uint8Array> {
+  readonly #bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    if (this.#bytes.length > 0) yield this.#bytes;
+  }
 }
 
 /** The request is the last message of its envelope: trailing octets are an error, not ignored. */

@@ -26,13 +26,13 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
  * names. Without a Connection field that is the fixed set itself (no copy per request).
  */
 export function hopByHopNames(connectionValues: readonly string[]): ReadonlySet<string> {
-  if (connectionValues.length === 0) return HOP_BY_HOP;
-  const names = new Set(HOP_BY_HOP);
+  let names: Set<string> | undefined;
   for (const v of connectionValues) for (const t of v.split(',')) {
     const n = t.trim().toLowerCase();
-    if (n) names.add(n);
+    // Most Connection values name only what is hop-by-hop anyway (keep-alive): the shared set, no copy, then.
+    if (n && !HOP_BY_HOP.has(n)) (names ??= new Set(HOP_BY_HOP)).add(n);
   }
-  return names;
+  return names ?? HOP_BY_HOP;
 }
 
 /**
