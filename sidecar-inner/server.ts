@@ -397,17 +397,16 @@ export class InnerSidecar {
         return;
       }
       const identity: FieldLine = [this.config.forwardedUserHeader, user];
-      const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, cancel);
+      // Small answers come back whole (SMALL_BODY), so they are sealed in one record and sent in one write.
+      const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, cancel, SMALL_BODY);
       const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>, (n) => n === ACL_EPOCH_HEADER) };
-      const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304 || (up.statusCode >= 100 && up.statusCode < 200);
+      const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304;
       let respBody: Uint8Array | AsyncIterable<Uint8Array> | null;
       if (noBody) {
-        await up.body.dump();
+        up.body?.destroy(); // a body the status rules out is not read (answer.ts collects these as empty)
         respBody = null;
-      } else if (declaredLength(up.headers['content-length']) <= SMALL_BODY) {
-        respBody = new Uint8Array(await up.body.arrayBuffer());
       } else {
-        respBody = up.body;
+        respBody = up.bytes ?? up.body;
       }
       const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
       await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, out.head), out.body);

@@ -13,6 +13,7 @@ import { SwsError } from '../core/errors.ts';
 import type { Site } from '../store/index.ts';
 import { flatFields } from '../sidecar-shared/headers.ts';
 import type { Cancellation } from '../sidecar-shared/cancel.ts';
+import { requestAnswer, type Answer } from '../sidecar-shared/answer.ts';
 import type { CanonicalRequest } from './request.ts';
 
 export interface UpstreamTimeouts {
@@ -157,7 +158,8 @@ export class Upstreams {
     identity: FieldLine,
     body: AsyncIterable<Uint8Array> | Uint8Array | null,
     signal: Cancellation,
-  ): Promise<Dispatcher.ResponseData> {
+    atHandLimit: number,
+  ): Promise<Answer> {
     let pool: Pool;
     try {
       pool = await this.#poolFor(site);
@@ -166,13 +168,18 @@ export class Upstreams {
     }
     const headers = flatFields([['host', req.authority], ...req.headers, identity]);
     try {
-      return await pool.request({
-        method: req.method as Dispatcher.HttpMethod,
-        path: req.target.forwardPath + req.target.query,
-        headers,
-        body: body instanceof Uint8Array || body === null ? body : Readable.from(body, { objectMode: false }),
+      // A small answer with a Content-Length comes back whole; anything else streams (sidecar-shared/answer.ts).
+      return await requestAnswer(
+        pool,
+        {
+          method: req.method as Dispatcher.HttpMethod,
+          path: req.target.forwardPath + req.target.query,
+          headers,
+          body: body instanceof Uint8Array || body === null ? body : Readable.from(body, { objectMode: false }),
+        },
+        atHandLimit,
         signal,
-      });
+      );
     } catch (err) {
       if (signal.aborted) throw err;
       throw classifyUpstreamError(tlsAlertOf(err));
