@@ -28,6 +28,7 @@ import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
 import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
+import { requestAnswer, type Answer } from '../sidecar-shared/answer.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import { Authenticator } from './auth.ts';
 import { AuthRateLimitedError, FailureLimiter } from './auth-limit.ts';
@@ -455,7 +456,8 @@ export class OuterSidecar {
     return req;
   }
 
-  async #send(call: OuterCall, up: Upstream, head: RequestHead, body: Uint8Array | AsyncIterable<Uint8Array> | null, signal: Cancellation, exchangeOnly = false): Promise<Dispatcher.ResponseData> {
+  /** One envelope to the inner; a small answer with a Content-Length comes back whole (sidecar-shared/answer.ts), anything else streams. */
+  async #send(call: OuterCall, up: Upstream, head: RequestHead, body: Uint8Array | AsyncIterable<Uint8Array> | null, signal: Cancellation, exchangeOnly = false): Promise<Answer> {
     const headers = {
       'content-type': MEDIA_TYPE,
       'cache-control': 'no-store',
@@ -463,17 +465,21 @@ export class OuterSidecar {
       [HeaderNames.keyState]: call.keyState,
     };
     try {
-      return await up.dispatcher.request({
-        origin: up.origin,
-        method: 'POST',
-        path: up.path,
-        headers,
-        headersTimeout: this.config.innerHeadersTimeoutMs,
-        bodyTimeout: this.config.innerBodyTimeoutMs,
-        // A body at hand seals to a few hundred octets: one buffer with a Content-Length, one write.
-        body: exchangeOnly ? call.sealExchangeOnly() : isAtHand(body) ? ((await call.sealAtHand(head, body)) ?? (await collect(call.seal(head, body)))) : Readable.from(call.seal(head, body)),
+      return await requestAnswer(
+        up.dispatcher,
+        {
+          origin: up.origin,
+          method: 'POST',
+          path: up.path,
+          headers,
+          headersTimeout: this.config.innerHeadersTimeoutMs,
+          bodyTimeout: this.config.innerBodyTimeoutMs,
+          // A body at hand seals to a few hundred octets: one buffer with a Content-Length, one write.
+          body: exchangeOnly ? call.sealExchangeOnly() : isAtHand(body) ? ((await call.sealAtHand(head, body)) ?? (await collect(call.seal(head, body)))) : Readable.from(call.seal(head, body)),
+        },
+        AT_HAND_ENVELOPE,
         signal,
-      });
+      );
     } catch (err) {
       call.abandon(err);
       if (signal.aborted) throw new ClientError(499, CLIENT_GONE, 'sws: the client closed the connection before the answer arrived');
@@ -533,11 +539,11 @@ export class OuterSidecar {
         let opened: { head: ResponseHead; body: OpenedBody };
         try {
           // A small answer on an established session is read whole and opened in memory: no stream plumbing.
-          opened = !call.exchange && declaredLength(answer.headers['content-length']) <= AT_HAND_ENVELOPE ? await call.openAtHand(keyState, await answer.body.bytes()) : await call.open(keyState, answer.body);
+          opened = !call.exchange && answer.bytes !== null ? await call.openAtHand(keyState, answer.bytes) : await call.open(keyState, answer.body ?? [answer.bytes]);
         } catch (err) {
           if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
           // Counted once, by #fail, under the code the client is told.
-          answer.body.destroy();
+          answer.body?.destroy();
           throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_DECRYPT', 'sws: the answer from the inner server failed verification');
         }
         if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'ok' });
@@ -549,7 +555,7 @@ export class OuterSidecar {
           try {
             outBody = await collect(outBody);
           } catch (err) {
-            answer.body.destroy();
+            answer.body?.destroy();
             throw new ClientError(502, (err as SwsError).code ?? 'SWS_ERR_TRUNCATED', 'sws: the answer from the inner server was cut short or failed verification');
           }
         }
@@ -559,7 +565,7 @@ export class OuterSidecar {
           await sendBody(res, outBody);
         } catch (err) {
           res.destroy();
-          answer.body.destroy();
+          answer.body?.destroy();
           if (err instanceof ResponseClosedError) {
             // The client left mid-body: nothing was refused, the rest was not wanted.
             this.#accessLog(access, opened.head.status, started, 'aborted', result.decision, CLIENT_GONE);
@@ -575,7 +581,7 @@ export class OuterSidecar {
         this.#accessLog(access, opened.head.status, started, result.outcome, result.decision);
         return;
       }
-      const problem = await readProblem(answer.body);
+      const problem = await readProblem(answer);
       if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
       // Not counted here: a refusal the client sees is counted once by #fail; a lost session retried
       // invisibly is no rejection (sws_key_exchanges_total{reason="session-lost"} shows it).
@@ -599,10 +605,10 @@ export class OuterSidecar {
     if (!probe.exchange) return false;
     const answer = await this.#send(probe, up, head, null, signal, true);
     if (answer.statusCode !== 200) {
-      probe.refused(headerValue(answer.headers[HeaderNames.keyState]), (await readProblem(answer.body)).code);
+      probe.refused(headerValue(answer.headers[HeaderNames.keyState]), (await readProblem(answer)).code);
       return false;
     }
-    const conf = await probe.openExchangeOnly(headerValue(answer.headers[HeaderNames.keyState]), answer.body);
+    const conf = await probe.openExchangeOnly(headerValue(answer.headers[HeaderNames.keyState]), answer.body ?? [answer.bytes]);
     this.metrics.keyExchanges.inc({ reason: reasonOf(probe), result: 'ok' });
     return OuterChannel.retryIsSafe(head.method, failed, conf);
   }
@@ -682,11 +688,11 @@ function reasonOf(call: OuterCall): string {
   return call.decision.kind === 'exchange' ? call.decision.reason : 'shared';
 }
 
-async function readProblem(body: Dispatcher.ResponseData['body']): Promise<{ code?: string }> {
+async function readProblem(answer: Answer): Promise<{ code?: string }> {
   let size = 0;
-  const parts: Buffer[] = [];
+  const parts: Uint8Array[] = [];
   try {
-    for await (const c of body) {
+    for await (const c of answer.body ?? [answer.bytes]) {
       size += (c as Buffer).length;
       if (size > MAX_PROBLEM) break;
       parts.push(c as Buffer);
@@ -696,7 +702,7 @@ async function readProblem(body: Dispatcher.ResponseData['body']): Promise<{ cod
   } catch {
     return {};
   } finally {
-    body.destroy();
+    answer.body?.destroy();
   }
 }
 
