@@ -76,6 +76,25 @@ test('LRU by bytes: the least recently used entry goes first', () => {
   assert.ok(c.bytes <= 3 * 2048);
 });
 
+test('LRU: hits on the newest entry keep the order; once the newest is gone, a hit still moves an entry to the end', () => {
+  const c = new HttpCache<null>({ name: 'outer', shared: false, limits: { maxBytes: 3 * 2048, maxObjectBytes: 4096 } });
+  const body = 'x'.repeat(1200);
+  const fields: FieldLine[] = [['cache-control', 'max-age=60']];
+  const hit = (n: string) => c.lookup('u', `http://a.example/${n}`, req(`http://a.example/${n}`)).kind;
+  for (const n of ['a', 'b', 'c']) put(c, 'u', req(`http://a.example/${n}`), fields, body, null);
+  for (let i = 0; i < 5; i++) assert.equal(hit('c'), 'fresh'); // c is the newest already
+  assert.equal(hit('a'), 'fresh'); // order now b, c, a
+  put(c, 'u', req('http://a.example/d'), fields, body, null); // evicts b
+  assert.equal(hit('b'), 'miss');
+  c.clear('test');
+  for (const n of ['e', 'f', 'g']) put(c, 'u', req(`http://a.example/${n}`), fields, body, null);
+  assert.equal(hit('e'), 'fresh'); // order f, g, e
+  put(c, 'u', req('http://a.example/h'), fields, body, null); // evicts f
+  assert.equal(hit('f'), 'miss');
+  assert.equal(hit('g'), 'fresh');
+  assert.equal(hit('e'), 'fresh');
+});
+
 test('a streamed body past the object limit is given up, never truncated; an aborted body leaves nothing', async () => {
   const c = new HttpCache<null>({ name: 'inner', shared: true, limits: { maxBytes: 1 << 20, maxObjectBytes: 10_000 } });
   const r = req('http://a.example/big');

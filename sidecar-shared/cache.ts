@@ -217,6 +217,8 @@ export class HttpCache<M> {
   readonly #index = new Map<string, Map<string, CacheEntry<M>[]>>();
   /** Least recently used first (a Set keeps insertion order; a hit moves an entry to the end). */
   readonly #lru = new Set<CacheEntry<M>>();
+  /** The entry at the end of #lru: a hit on it needs no move (moving re-hashes the Set's table every few hits; docs/PERFORMANCE.md "The in-flight set"). */
+  #newest: CacheEntry<M> | undefined;
   readonly #byPartition = new Map<string, Set<CacheEntry<M>>>();
   readonly #pending = new Set<Pending>();
   #bytes = 0;
@@ -493,6 +495,7 @@ export class HttpCache<M> {
     if (variants) variants.push(entry);
     else keys.set(entry.key, [entry]);
     this.#lru.add(entry);
+    this.#newest = entry;
     let set = this.#byPartition.get(entry.partition);
     if (!set) this.#byPartition.set(entry.partition, (set = new Set()));
     set.add(entry);
@@ -502,6 +505,7 @@ export class HttpCache<M> {
 
   #remove(entry: CacheEntry<M>, reason: string): void {
     if (!this.#lru.delete(entry)) return;
+    if (this.#newest === entry) this.#newest = undefined;
     const keys = this.#index.get(entry.partition);
     const variants = keys?.get(entry.key);
     if (keys && variants) {
@@ -521,7 +525,11 @@ export class HttpCache<M> {
   }
 
   #touch(entry: CacheEntry<M>): void {
-    if (this.#lru.delete(entry)) this.#lru.add(entry);
+    if (entry === this.#newest) return;
+    if (this.#lru.delete(entry)) {
+      this.#lru.add(entry);
+      this.#newest = entry;
+    }
   }
 
   #gauge(): void {
