@@ -35,6 +35,7 @@ import { ACL_EPOCH_HEADER } from '../sidecar-shared/cache.ts';
 import { aclRules } from '../store/index.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
 import { Slots } from '../sidecar-shared/slots.ts';
+import { isBodiless } from '../sidecar-shared/answer.ts';
 
 /** Responses no longer than this are sealed with their head in one record (1 AES call). */
 const SMALL_BODY = 32 * 1024;
@@ -400,14 +401,8 @@ export class InnerSidecar {
       // Small answers come back whole (SMALL_BODY), so they are sealed in one record and sent in one write.
       const up = await this.#upstreams.forward(site, plan?.request ?? canonical, identity, requestBody, cancel, SMALL_BODY);
       const head: ResponseHead = { status: up.statusCode, headers: fieldsFromRecord(up.headers as Record<string, string | string[]>, (n) => n === ACL_EPOCH_HEADER) };
-      const noBody = canonical.method === 'HEAD' || up.statusCode === 204 || up.statusCode === 304;
-      let respBody: Uint8Array | AsyncIterable<Uint8Array> | null;
-      if (noBody) {
-        up.body?.destroy(); // a body the status rules out is not read (answer.ts collects these as empty)
-        respBody = null;
-      } else {
-        respBody = up.bytes ?? up.body;
-      }
+      // No body at all (not an empty one) where the method or status rules it out; answer.ts collected nothing for those.
+      const respBody: Uint8Array | AsyncIterable<Uint8Array> | null = isBodiless(canonical.method, up.statusCode) ? null : (up.bytes ?? up.body);
       const out = plan ? plan.complete(head, respBody) : { head, body: respBody };
       await this.#sendSealed(res, keyState, r, this.#epochs.stamp(user, out.head), out.body);
       access.path = canonical.target.path;

@@ -28,7 +28,7 @@ import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
 import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
-import { requestAnswer, type Answer } from '../sidecar-shared/answer.ts';
+import { answerSource, requestAnswer, type Answer } from '../sidecar-shared/answer.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import { Authenticator } from './auth.ts';
 import { AuthRateLimitedError, FailureLimiter } from './auth-limit.ts';
@@ -539,7 +539,7 @@ export class OuterSidecar {
         let opened: { head: ResponseHead; body: OpenedBody };
         try {
           // A small answer on an established session is read whole and opened in memory: no stream plumbing.
-          opened = !call.exchange && answer.bytes !== null ? await call.openAtHand(keyState, answer.bytes) : await call.open(keyState, answer.body ?? [answer.bytes]);
+          opened = !call.exchange && answer.bytes !== null ? await call.openAtHand(keyState, answer.bytes) : await call.open(keyState, answerSource(answer));
         } catch (err) {
           if (call.exchange) this.metrics.keyExchanges.inc({ reason: reasonOf(call), result: 'failed' });
           // Counted once, by #fail, under the code the client is told.
@@ -608,7 +608,7 @@ export class OuterSidecar {
       probe.refused(headerValue(answer.headers[HeaderNames.keyState]), (await readProblem(answer)).code);
       return false;
     }
-    const conf = await probe.openExchangeOnly(headerValue(answer.headers[HeaderNames.keyState]), answer.body ?? [answer.bytes]);
+    const conf = await probe.openExchangeOnly(headerValue(answer.headers[HeaderNames.keyState]), answerSource(answer));
     this.metrics.keyExchanges.inc({ reason: reasonOf(probe), result: 'ok' });
     return OuterChannel.retryIsSafe(head.method, failed, conf);
   }
@@ -692,7 +692,7 @@ async function readProblem(answer: Answer): Promise<{ code?: string }> {
   let size = 0;
   const parts: Uint8Array[] = [];
   try {
-    for await (const c of answer.body ?? [answer.bytes]) {
+    for await (const c of answerSource(answer)) {
       size += (c as Buffer).length;
       if (size > MAX_PROBLEM) break;
       parts.push(c as Buffer);

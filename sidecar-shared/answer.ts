@@ -26,6 +26,16 @@ export type Answer = (AnswerHead & { readonly bytes: Uint8Array; readonly body: 
 
 const EMPTY = new Uint8Array(0);
 
+/** An answer that carries no body whatever its headers say (RFC 9110 §6.4.1): a HEAD's, a 204, a 304. */
+export function isBodiless(method: string, statusCode: number): boolean {
+  return method === 'HEAD' || statusCode === 204 || statusCode === 304;
+}
+
+/** The answer's octets as the record reader takes them: the stream, or the collected octets as one piece. */
+export function answerSource(answer: Answer): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+  return answer.body ?? [answer.bytes];
+}
+
 /**
  * Sends `options` through `dispatcher`. Rejects with undici's error (or the signal's reason once
  * cancelled) until the head arrived; after that a failure or a cancellation destroys `body`.
@@ -73,8 +83,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx informational: the real head follows
     this.#head = { statusCode, headers };
-    const bodiless = this.#method === 'HEAD' || statusCode === 204 || statusCode === 304;
-    if (bodiless || declaredLength(headers['content-length']) <= this.#limit) {
+    if (isBodiless(this.#method, statusCode) || declaredLength(headers['content-length']) <= this.#limit) {
       this.#chunks = [];
       return;
     }
@@ -103,9 +112,14 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
       this.#stream.push(null);
       return;
     }
-    const chunks = this.#chunks ?? [];
+    const head = this.#head;
+    if (!head || !this.#chunks) {
+      this.#reject(new Error('the answer ended without a head'));
+      return;
+    }
+    const chunks = this.#chunks;
     const bytes = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    this.#resolve({ statusCode: this.#head?.statusCode ?? 0, headers: this.#head?.headers ?? {}, bytes, body: null });
+    this.#resolve({ statusCode: head.statusCode, headers: head.headers, bytes, body: null });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
