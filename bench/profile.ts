@@ -1,7 +1,7 @@
 /**
  * Profiles the sws chain under load (issue 7: "profile before changing anything").
  *
- *   npx tsx bench/profile.ts [--seconds 15] [--connections 64] [--bulk 5] [--rekey destination] [--warm 3] [--out DIR] [--top 25]
+ *   npx tsx bench/profile.ts [--seconds 15] [--connections 64] [--bulk 5] [--bulk-warm 1] [--rekey destination] [--warm 3] [--out DIR] [--top 25]
  *                            [--no-prof] [--node-args "--max-semi-space-size=4"]
  *
  * Builds the chain through the CLI (e2e helpers), then restarts both sidecars as
@@ -11,7 +11,10 @@
  * /proc/PID/task (main thread vs libuv pool vs V8 helper threads) and the main thread's
  * self time by source and by function, restricted to the load window. For comparison, the
  * same CPU accounting for one hop of the Node forwarder. The .cpuprofile files stay in DIR.
- * `--warm` is the warm-up before the small-request window (the JIT needs longer at `request`).
+ * `--warm` is the warm-up before the small-request window (the JIT needs longer at `request`);
+ * `--bulk-warm N`: N uncounted 64 MiB transfers each way before the bulk window, for the sidecars
+ * and the forwarder alike. Without them the window of a fresh process holds its JIT compiles:
+ * TurboFan runs on helper threads, which then showed as `other threads` per MiB.
  * `--no-prof` keeps only the CPU accounting (the sampling profiler itself costs CPU);
  * `--node-args` passes V8/Node flags to both sidecars and both forwarder hops (to try a flag before adopting it).
  */
@@ -29,6 +32,7 @@ const CONNS = Number(opt('connections', '64'));
 const BULK_N = Number(opt('bulk', '5'));
 const REKEY = opt('rekey', 'destination');
 const WARM = Number(opt('warm', '3'));
+const BULK_WARM = Number(opt('bulk-warm', '1'));
 const TOP = Number(opt('top', '25'));
 const PROFILE = !argv.includes('--no-prof');
 const NODE_ARGS = opt('node-args', '').split(' ').filter(Boolean);
@@ -167,6 +171,12 @@ async function main(): Promise<void> {
   const fd = openSync(upFile, 'w');
   ftruncateSync(fd, BULK);
   closeSync(fd);
+  const bulkWarmUp = async (t: Target): Promise<void> => {
+    for (let i = 0; i < BULK_WARM; i++) {
+      await download(t, BULK);
+      await upload(t, upFile, BULK);
+    }
+  };
 
   const chain = await startChain({ originUrl, host: HOST, rekey: REKEY });
   onCleanup(() => chain.stop());
@@ -199,6 +209,7 @@ async function main(): Promise<void> {
       console.log(`\nsmall: ${w.rps.toFixed(0)} req/s, p50 ${w.p50Ms.toFixed(2)} ms, p99 ${w.p99Ms.toFixed(2)} ms, ${w.errors} errors`);
     } else {
       await download(target, 1048576);
+      await bulkWarmUp(target);
       c0 = [threadCpu(outer.proc.pid), threadCpu(inner.proc.pid)];
       const fromUs = nowUs();
       const d: number[] = [];
@@ -227,6 +238,7 @@ async function main(): Promise<void> {
   const f0 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
   const w = await wrk(work, t, CONNS, SECONDS);
   const f1 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
+  if (BULK_N > 0) await bulkWarmUp(t);
   const g0 = [threadCpu(h1.proc.pid), threadCpu(h2.proc.pid)];
   const d: number[] = [];
   const u: number[] = [];
