@@ -221,6 +221,8 @@ export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: nu
       if (t) clearTimeout(t);
       resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr });
     });
+    // A command that exits without reading its input (EPIPE) is not an error of the caller's.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input ?? '');
   });
 }

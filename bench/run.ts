@@ -19,7 +19,7 @@ import { closeSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, ensureTools, fmtNum, memOf, runBenchmark, sleep, startNodeScript, stat, tempDir, type Stat } from './harness.ts';
-import { download, probe, upload, wrk } from './load.ts';
+import { download, probe, upload, wrk, type Target } from './load.ts';
 import { makeCerts } from './peers.ts';
 import { render, writeReport, type MemResult, type Report, type RsaResult, type SetupResult, type SmallResult } from './report.ts';
 import { directSetup, forwarderSetup, NODE_FLAGS, nginxSetup, stunnelSetup, swsSetup, type Running, type Setup } from './setups.ts';
@@ -34,8 +34,10 @@ const noWrite = argv.includes('--no-write');
 // steady rate after ~5-6 s of load, the forwarder after ~3 (`npx tsx bench/warmup.ts`): with 1 s
 // the quick runs measured sws half-compiled (0.17 of the forwarder at 16 connections, 0.35 warm).
 const CFG = quick
-  ? { runs: 3, seconds: 2, warm: 6, bulkRuns: 3, bigBody: 256 * 1048576, rsaSeconds: 0.5 }
-  : { runs: 5, seconds: 8, warm: 8, bulkRuns: 5, bigBody: 1024 * 1048576, rsaSeconds: 2 };
+  ? { runs: 3, seconds: 2, warm: 6, bulkRuns: 3, bulkWarmMax: 6, bigBody: 256 * 1048576, rsaSeconds: 0.5 }
+  : { runs: 5, seconds: 8, warm: 8, bulkRuns: 5, bulkWarmMax: 8, bigBody: 1024 * 1048576, rsaSeconds: 2 };
+/** Bulk warm-up has settled when a transfer's rate is within this fraction of the one before, both ways. */
+const BULK_SETTLED = 0.1;
 const CONNS = [16, 64] as const;
 const BULK = 64 * 1048576;
 const POLICIES = ['destination', 'count:100', 'request'];
@@ -107,6 +109,24 @@ interface Live {
   readonly raw: Map<number, { rps: number[]; p50: number[]; p99: number[]; ex: number[]; errors: number }>;
   readonly down: number[];
   readonly up: number[];
+  /** Uncounted 64 MiB transfers each way before the counted bulk rounds (warmBulk). */
+  bulkWarm: number;
+}
+
+/**
+ * Uncounted 64 MiB transfers, a download then an upload, until both rates come within
+ * BULK_SETTLED of the previous pair (at least two pairs, at most CFG.bulkWarmMax): the counted
+ * rounds then measure the steady state a long-running proxy serves. Returns the pairs made.
+ */
+async function warmBulk(target: Target, uploadFile: string): Promise<number> {
+  const settled = (a: number, b: number) => Math.abs(a - b) <= BULK_SETTLED * Math.max(a, b);
+  let before: { down: number; up: number } | undefined;
+  for (let n = 1; n <= CFG.bulkWarmMax; n++) {
+    const now = { down: (await download(target, BULK)).mbps, up: (await upload(target, uploadFile, BULK)).mbps };
+    if (before && settled(now.down, before.down) && settled(now.up, before.up)) return n;
+    before = now;
+  }
+  return CFG.bulkWarmMax;
 }
 
 /** Starts a setup, checks it answers, then memory against body size on its fresh processes. */
@@ -122,6 +142,7 @@ async function bring(setup: Setup, files: { big: string; small: string }): Promi
     afterBig: new Map(),
     raw: new Map(CONNS.map((c) => [c, { rps: [], p50: [], p99: [], ex: [], errors: 0 }])),
     down: [],
+    bulkWarm: 0,
     up: [],
   };
   const t = running.target;
@@ -280,11 +301,14 @@ async function main(): Promise<void> {
   // Warm-up, not counted: the first big transfer through a fresh Node process runs at a third to
   // half the speed of the next ones, the Node forwarder's as much as the sidecars' (JIT of the
   // streaming paths, socket buffers growing), which the small-request warm-up does not cover.
-  log(`bulk ${BULK / 1048576} MiB, warm-up`);
+  // One transfer was not enough: a fresh sws chain went 57, 124, 174, 182, 234, 223, 275, 298,
+  // 274 … MB/s down, and V8 was still compiling on its helper threads in the third
+  // (bench/perfrecord.ts --phase bulk). So transfers go on until the rate settles, both ways.
+  log(`bulk ${BULK / 1048576} MiB, warm-up until the rate settles (at most ${CFG.bulkWarmMax} each way)`);
   for (const l of active.filter((x) => x.heavy)) {
     await guarded(l, async () => {
-      await download(l.running.target, BULK);
-      await upload(l.running.target, files.bulk, BULK);
+      l.bulkWarm = await warmBulk(l.running.target, files.bulk);
+      log(`${l.setup.name}: bulk warm-up, ${l.bulkWarm} transfer${l.bulkWarm === 1 ? '' : 's'} each way`);
     });
   }
   for (let round = 1; round <= CFG.bulkRuns; round++) {
@@ -322,7 +346,7 @@ async function main(): Promise<void> {
       'Every setup is started first and stays up; the runs are then interleaved round by round (each round: every setup in turn), so outside load falls on all setups alike.',
       `Raw RSA: RSA-2048 in the benchmark process (PSS-SHA256 sign, OAEP-SHA256 decrypt), the faster of WebCrypto and node:crypto (what the sidecars use) for each figure, 1 and ${Math.max(4, cpus().length * 2)} in flight, ${CFG.rsaSeconds} s each, one sample after every round of small requests (same conditions as the chain).`,
       `Small requests: wrk -t1, keep-alive, ${CFG.runs} runs × ${CFG.seconds} s per connection count after a ${CFG.warm} s warm-up; latency as wrk measures it (closed loop). Exchanges/s from the outer's sws_key_exchanges_total.`,
-      `Bulk: curl, one ${BULK / 1048576} MiB body, ${CFG.bulkRuns} runs each way after one uncounted warm-up transfer each way; the upload is streamed from a file with Content-Length and counted by the origin.`,
+      `Bulk: curl, one ${BULK / 1048576} MiB body, ${CFG.bulkRuns} runs each way after uncounted warm-up transfers each way until a download and an upload both came within ${BULK_SETTLED * 100} % of the ones before (at most ${CFG.bulkWarmMax}; taken: ${lives.filter((l) => l.bulkWarm > 0).map((l) => `${l.setup.name} ${l.bulkWarm}`).join(', ')}); the upload is streamed from a file with Content-Length and counted by the origin.`,
       `Figures: median ±half-spread ((max−min)/2 as % of the median). Memory: VmHWM from /proc/PID/status after a 1 MiB transfer each way on fresh processes, after a ${CFG.bigBody / 1048576} MiB transfer each way, and at the end.`,
       ...(quick ? ['Quick mode: bulk and memory-vs-body-size are measured for `destination` only (the other policies move a big body on one exchange the same way).'] : []),
     ],
