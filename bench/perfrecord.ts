@@ -5,11 +5,12 @@
  * threads are not sampled at all).
  *
  *   npx tsx bench/perfrecord.ts [--phase small|bulk] [--rekey destination] [--seconds 6]
- *                               [--connections 16] [--warm 8] [--bulk 4] [--top 15] [--out DIR]
+ *                               [--connections 16] [--warm 8] [--bulk 4] [--bulk-warm 4] [--top 15] [--out DIR]
  *
  * Starts the chain (both caches off, the container image's node flags plus
  * --perf-basic-prof-only-functions so that perf can name JIT-compiled functions), warms it up
- * (`--warm` seconds of small requests, or one 64 MiB transfer each way), then runs
+ * (`--warm` seconds of small requests, or `--bulk-warm` 64 MiB transfers each way: a fresh
+ * chain's JIT is still at work in its first few), then runs
  * `perf record -F 999 -g` on both sidecars for the load window: small requests (wrk) or
  * `--bulk` 64 MiB downloads and uploads (curl). Prints, per sidecar and for its main thread and
  * its other threads (V8 helpers, the libuv pool) apart: the share of samples by category (RSA
@@ -31,6 +32,7 @@ const SECONDS = Number(opt('seconds', '6'));
 const CONNS = Number(opt('connections', '16'));
 const WARM = Number(opt('warm', '8'));
 const BULK_N = Number(opt('bulk', '4'));
+const BULK_WARM = Number(opt('bulk-warm', '4'));
 const TOP = Number(opt('top', '15'));
 const OUT = optionValue(process.argv, 'out', '');
 const HOST = 'intranet.example';
@@ -111,8 +113,10 @@ async function main(): Promise<void> {
   await probe(target);
   if (PHASE === 'small') await wrk(work, target, CONNS, WARM);
   else {
-    await download(target, BULK);
-    await upload(target, upFile, BULK);
+    for (let i = 0; i < BULK_WARM; i++) {
+      await download(target, BULK);
+      await upload(target, upFile, BULK);
+    }
   }
 
   const data = join(out, `perf-${PHASE}.data`);

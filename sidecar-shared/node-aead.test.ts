@@ -6,7 +6,7 @@ import { ByteReader, collect as _c, deriveKeyIv, directionFrom, encodeEnvelopeHe
 import { inspect } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { KeySlots, nodeAead } from './node-aead.ts';
+import { KeySlots, nodeAead, UNZEROED_FROM } from './node-aead.ts';
 import { makePair, roundTrip, getHead } from '../test/helpers/protocol.ts';
 
 const v = JSON.parse(readFileSync(new URL('../test/vectors/sws-v1.json', import.meta.url), 'utf8'));
@@ -112,12 +112,27 @@ test('a key store refuses keys it did not import', async () => {
   assert.throws(() => a.import(new Uint8Array(24)), RangeError);
 });
 
+/** Allocates buffers of `size` octets filled with 0xa5 and has the collector free them, so that malloc reuses dirty memory. */
+async function freeDirtyMemory(size: number): Promise<void> {
+  (() => {
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafeSlow(size).fill(0xa5);
+  })();
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  setFlagsFromString('--no-expose-gc');
+  // V8 may free the backing stores on a helper thread after the collection.
+  await new Promise((r) => setTimeout(r, 50));
+}
+
 test('sealParts: the room asked for, then the same octets seal gives for the joined parts, however they are split', async () => {
   const raw = crypto.getRandomValues(new Uint8Array(32));
   const [a, b] = [await nodeAead.importKey(raw.slice()), await webCryptoAead.importKey(raw.slice())];
   const nonce = crypto.getRandomValues(new Uint8Array(12));
   const aad = new Uint8Array([9, 8, 7]);
   const data = new Uint8Array(70_000).map((_, i) => (i * 13 + 5) & 0xff);
+  // Records from UNZEROED_FROM on are not zero-filled: give the allocator dirty memory to hand back.
+  assert.ok(data.length > UNZEROED_FROM);
+  await freeDirtyMemory(70_036);
   const splits: Uint8Array[][] = [
     [],
     [new Uint8Array(0)],
@@ -136,6 +151,11 @@ test('sealParts: the room asked for, then the same octets seal gives for the joi
       const out = await nodeAead.sealParts!(a, nonce, aad, parts, headroom);
       assert.equal(out.length, headroom + expected.length, `${parts.length} parts, room ${headroom}`);
       assert.deepEqual(out.subarray(headroom), expected, `${parts.map((p) => p.length).join('+')} octets, room ${headroom}`);
+      // The room is zeroed even where the buffer is not zero-filled first, and the record is a plain Uint8Array that owns its memory.
+      assert.deepEqual([...out.subarray(0, headroom)], new Array<number>(headroom).fill(0));
+      assert.equal(Object.getPrototypeOf(out), Uint8Array.prototype);
+      assert.equal(out.byteOffset, 0);
+      assert.equal(out.buffer.byteLength, out.length);
     }
   }
 });

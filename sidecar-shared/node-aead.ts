@@ -89,8 +89,11 @@ function sealParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: read
   let length = 0;
   for (const p of parts) length += p.length;
   youngGc.note(length);
-  // GCM is a stream mode: each update returns exactly its input's length of ciphertext.
-  const out = new Uint8Array(headroom + length + TAG);
+  const out = outputBuffer(headroom + length + TAG);
+  out.fill(0, 0, headroom);
+  // GCM is a stream mode: each update returns exactly its input's length of ciphertext, so the
+  // pieces and the tag cover everything after the headroom. Checked, because `out` may not be
+  // zeroed: a gap would send old memory.
   let at = headroom;
   for (const p of parts) {
     const piece = c.update(p);
@@ -98,8 +101,24 @@ function sealParts(key: AeadKey, nonce: Uint8Array, aad: Uint8Array, parts: read
     at += piece.length;
   }
   c.final();
+  if (at !== headroom + length) throw new Error(`AES-GCM returned ${at - headroom} octets of ciphertext for ${length} of plaintext`);
   out.set(c.getAuthTag(), at);
   return out;
+}
+
+/** Records of this size and more get an output buffer that is not zero-filled first. */
+export const UNZEROED_FROM = 4096;
+
+/**
+ * A plain Uint8Array (not a Buffer: the same map as every other chunk of the record layer) of
+ * `size` octets. From UNZEROED_FROM on, its memory is not zero-filled: sealParts overwrites every
+ * octet, and zero-filling a 64 KiB record was 2–3 % of each sidecar's main thread in bulk
+ * (`npm run bench:perf -- --phase bulk`, `__memset_avx512_unaligned_erms`). allocUnsafeSlow
+ * never hands out a slice of Node's shared pool, so the record owns its memory.
+ */
+function outputBuffer(size: number): Uint8Array {
+  if (size < UNZEROED_FROM) return new Uint8Array(size);
+  return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
 }
 
 /**
