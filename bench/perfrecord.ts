@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { PASSWORDS, startChain } from '../test/helpers/e2e.ts';
 import { ensureTools, onCleanup, optionValue, run, runBenchmark, startNodeScript, startProcess, tempDir } from './harness.ts';
 import { download, probe, upload, wrk, type Target } from './load.ts';
+import { NODE_FLAGS } from './setups.ts';
 
 const opt = (name: string, dflt: string) => optionValue(process.argv, name, dflt);
 const PHASE = opt('phase', 'small');
@@ -34,11 +35,9 @@ const WARM = Number(opt('warm', '8'));
 const BULK_N = Number(opt('bulk', '4'));
 const BULK_WARM = Number(opt('bulk-warm', '4'));
 const TOP = Number(opt('top', '15'));
-const OUT = optionValue(process.argv, 'out', '');
+const OUT = opt('out', '');
 const HOST = 'intranet.example';
 const BULK = 64 * 1048576;
-/** The container image's flags (docs/OPERATIONS.md), as in the other benchmarks. */
-const IMAGE_NODE_ARGS = ['--max-semi-space-size=4', '--no-memory-reducer'];
 
 /** A sample's category, from its symbol and the object it is in. First match wins. */
 const CATEGORIES: readonly [string, (sym: string, dso: string, kernel: boolean) => boolean][] = [
@@ -99,7 +98,7 @@ async function main(): Promise<void> {
     originUrl,
     host: HOST,
     rekey: REKEY,
-    nodeArgs: [...IMAGE_NODE_ARGS, '--perf-basic-prof-only-functions'],
+    nodeArgs: [...NODE_FLAGS, '--perf-basic-prof-only-functions'],
     outerArgs: ['--no-cache'],
     innerArgs: ['--no-cache'],
   });
