@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from './harness.ts';
+import { ensureTools, run } from './harness.ts';
 
 export interface Target {
   /** http://127.0.0.1:PORT where the client connects. */
@@ -47,6 +47,7 @@ end
 
 /** One wrk run: `connections` keep-alive connections, one thread, `seconds` long. */
 export async function wrk(dir: string, t: Target, connections: number, seconds: number): Promise<WrkResult> {
+  ensureTools({ wrk: 'wrk' }); // every bench tool that drives wrk installs it on a fresh machine, not only run.ts
   const script = wrkScript(dir, t);
   const r = await run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, t.connectUrl], { timeoutMs: (seconds + 30) * 1000 });
   const m = /WRKJSON (\{.*\})/.exec(r.stdout);
@@ -70,6 +71,7 @@ function curlProxyArgs(t: Target): string[] {
 
 /** GET `bytes` octets through the setup; MB/s = 10^6 octets per second of the whole transfer. */
 export async function download(t: Target, bytes: number): Promise<Transfer> {
+  ensureTools({ curl: 'curl' });
   const r = await run('curl', ['-sS', '--http1.1', ...curlProxyArgs(t), '-o', '/dev/null', '-w', CURL_W, t.url(`/bulk?bytes=${bytes}`)], { timeoutMs: 600_000 });
   const [code, down, , total] = r.stdout.trim().split(' ');
   if (r.code !== 0 || code !== '200' || Number(down) !== bytes) throw new Error(`download of ${bytes} octets failed: curl ${r.code}, HTTP ${code}, ${down} octets\n${r.stderr}`);
@@ -78,6 +80,7 @@ export async function download(t: Target, bytes: number): Promise<Transfer> {
 
 /** POST the file (streamed by curl, Content-Length known) through the setup; the origin counts what arrives. */
 export async function upload(t: Target, file: string, bytes: number): Promise<Transfer> {
+  ensureTools({ curl: 'curl' });
   const r = await run('curl', ['-sS', '--http1.1', ...curlProxyArgs(t), '-X', 'POST', '-T', file, '-H', 'Expect:', '-H', 'Content-Type: application/octet-stream', '-w', CURL_W, t.url('/upload')], { timeoutMs: 600_000 });
   const lines = r.stdout.trim().split('\n');
   const [code, , up, total] = (lines.pop() ?? '').split(' ');
@@ -93,6 +96,7 @@ export async function upload(t: Target, file: string, bytes: number): Promise<Tr
 
 /** One small request through the setup, checked: 200 and 1024 octets. */
 export async function probe(t: Target): Promise<void> {
+  ensureTools({ curl: 'curl' });
   const r = await run('curl', ['-sS', '--http1.1', ...curlProxyArgs(t), '-o', '/dev/null', '-w', '%{http_code} %{size_download}', t.url(t.smallPath.replace(/^http:\/\/[^/]+/, ''))], { timeoutMs: 30_000 });
   if (r.code !== 0 || r.stdout.trim() !== '200 1024') throw new Error(`probe through ${t.connectUrl} failed: curl ${r.code}: ${r.stdout} ${r.stderr}`);
 }
