@@ -39,7 +39,7 @@ async function settle(): Promise<{ heap: number; rss: number }> {
 /** The in-memory guard behind a handle the bench can empty, to weigh the replay entries alone. */
 class ReplayEntries implements ExchangeReplayGuard {
   guard = new MemoryExchangeReplayGuard();
-  remember(id: string, expiresAt: number, now: number): boolean {
+  remember(id: Uint8Array, expiresAt: number, now: number): boolean {
     return this.guard.remember(id, expiresAt, now);
   }
 }

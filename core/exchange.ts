@@ -229,22 +229,23 @@ export interface ClientDirectory {
 
 /** Remembers exchanges already accepted (RFC 9458 §6.5.1, RFC 8446 §8). */
 export interface ExchangeReplayGuard {
-  /** Returns false when `id` was seen before; otherwise remembers it until `expiresAt` and returns true. */
-  remember(id: string, expiresAt: number, now: number): boolean;
+  /** Returns false when `id` (SHA-256 of the Wrapped Secret, 32 octets) was seen before; otherwise remembers it until `expiresAt` and returns true. */
+  remember(id: Uint8Array, expiresAt: number, now: number): boolean;
 }
 
 /** In-memory guard with the RFC 8446 §8.2 start-up rule: exchanges older than the process are refused. */
 export class MemoryExchangeReplayGuard implements ExchangeReplayGuard {
   readonly #seen = new Map<string, number>();
   #lastSweep = 0;
-  remember(id: string, expiresAt: number, now: number): boolean {
+  remember(id: Uint8Array, expiresAt: number, now: number): boolean {
+    const key = toHex(id);
     if (now - this.#lastSweep > 10_000) {
       for (const [k, exp] of this.#seen) if (exp <= now) this.#seen.delete(k);
       this.#lastSweep = now;
     }
-    const exp = this.#seen.get(id);
+    const exp = this.#seen.get(key);
     if (exp !== undefined && exp > now) return false;
-    this.#seen.set(id, expiresAt);
+    this.#seen.set(key, expiresAt);
     return true;
   }
 }
@@ -375,8 +376,7 @@ export async function acceptExchange(header: EnvelopeHeader, source: ByteReader,
   }
   if (!verified) throw new SignatureError('the user signature on the exchange does not verify');
 
-  const replayId = toHex(replayHash);
-  if (!ctx.replay.remember(replayId, header.timestamp + 2 * maxSkew, ctx.now)) throw new ReplayError('this exchange was seen before');
+  if (!ctx.replay.remember(replayHash, header.timestamp + 2 * maxSkew, ctx.now)) throw new ReplayError('this exchange was seen before');
 
   const requested: RequestedLimits = { maxRequests: readU32(limitsBytes, 0), maxAgeSeconds: readU32(limitsBytes, 4), maxBytes: readU64(limitsBytes, 8) };
   const granted = ctx.grant(requested, user);

@@ -41,8 +41,9 @@ function countingGuard(): ExchangeReplayGuard & { calls: number } {
     calls: 0,
     remember(id) {
       this.calls++;
-      if (seen.has(id)) return false;
-      seen.add(id);
+      const key = toHex(id);
+      if (seen.has(key)) return false;
+      seen.add(key);
       return true;
     },
   };
