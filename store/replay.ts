@@ -12,7 +12,7 @@
  * twice as large). Expired rows are swept a slice of the key space at a time: the IDs are
  * hashes, so each of the 256 first-octet slices holds about 1/256 of the rows, and a slice is
  * swept every SWEEP_EVERY inserts. A sweep of the whole table every 1000 inserts scanned all of
- * it (~144,000 rows at 600 exchanges/s over a 240 s window) and held the event loop ~20 ms.
+ * it (~144,000 rows at 600 exchanges/s over a 240 s window) and held the event loop for tens of ms.
  */
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync } from 'node:fs';
@@ -51,12 +51,15 @@ export class SqliteExchangeReplayGuard implements ExchangeReplayGuard {
   /**
    * Creates the table; a replay.db written by an earlier version (table `seen`, hex TEXT IDs)
    * has its live rows copied over, so an upgrade opens no replay hole, and the old table dropped.
+   * The old table is looked for inside the write transaction: inner workers starting together
+   * on one data directory then convert it once, and the others find it gone.
    */
   #migrate(): void {
     this.#db.exec('CREATE TABLE IF NOT EXISTS exchanges_seen (id BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) STRICT, WITHOUT ROWID');
-    const old = this.#db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'seen'").get();
-    if (old === undefined) return;
+    const hasOld = this.#db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'seen'");
+    if (hasOld.get() === undefined) return; // the usual case, without taking the write lock
     this.#db.transaction(() => {
+      if (hasOld.get() === undefined) return;
       this.#db.prepare('INSERT OR IGNORE INTO exchanges_seen (id, expires_at) SELECT unhex(id), expires_at FROM seen WHERE unhex(id) IS NOT NULL AND expires_at > ?').run(Date.now());
       this.#db.exec('DROP TABLE seen');
     }).immediate();
