@@ -189,7 +189,7 @@ async function main(): Promise<void> {
         const bulk = await phase();
         const peaks = m.procs.map((_, i) => ({ idle: idle[i]!.hwm, small: small[i]!.hwm, down: down[i]!.hwm, up: bulk[i]!.hwm }));
         const peakOf = (x: Run['peaks']) => Math.max(x.idle, x.small, x.down, x.up);
-        console.log(`round ${round + 1} ${name} "${flags}": ${w.rps.toFixed(0)} req/s @${CONNS} (${w.errors} errors); ${d.mbps.toFixed(0)} MB/s down, ${u.mbps.toFixed(0)} MB/s up; peak ${peaks.map((x) => MiB(peakOf(x))).join(' / ')} MiB`);
+        console.log(`round ${round + 1} ${name} "${flags}": ${w.rps.toFixed(0)} req/s @${CONNS} (${w.errors} errors); ${d.mbps.toFixed(0)} MB/s down, ${u.mbps.toFixed(0)} MB/s up; peak ${peaks.map((x) => `${MiB(peakOf(x))} (${[x.idle, x.small, x.down, x.up].map(MiB).join(', ')})`).join(' / ')} MiB (start, small, down, up)`);
         for (const [i, p] of m.procs.entries()) {
           const k = `${key}\t${p.label}`;
           const list = runs.get(k) ?? [];

@@ -1,10 +1,11 @@
 /**
- * The V8 heap-growth setting a sidecar start applies (docs/OPERATIONS.md, "Heap growth"): the
- * default, the environment override, the operator's own node flag winning, and bad values.
+ * The V8 settings a sidecar start applies (docs/OPERATIONS.md, "Heap growth" and "WebAssembly
+ * tier-up"): the defaults, the environment overrides, the operator's own node flags winning,
+ * and bad values.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_HEAP_GROWING_PERCENT, DEFAULT_YOUNG_GC_MIB, heapGrowingFlag, youngGcBytes } from './run.ts';
+import { DEFAULT_HEAP_GROWING_PERCENT, DEFAULT_YOUNG_GC_MIB, heapGrowingFlag, wasmTierFlag, youngGcBytes } from './run.ts';
 import { UsageError } from '../../store/index.ts';
 
 test('sidecars cap V8 heap growth by default; $SWS_HEAP_GROWING_PERCENT overrides it, 0 leaves V8 its own factor', () => {
@@ -37,5 +38,26 @@ test('sidecars ask for a young collection every 2 MiB of records by default; $SW
   assert.equal(youngGcBytes({ SWS_YOUNG_GC_MIB: '0' }), 0);
   for (const v of ['lots', '-1', '1025', '0.5', '1e1']) {
     assert.throws(() => youngGcBytes({ SWS_YOUNG_GC_MIB: v }), (e: unknown) => e instanceof UsageError && /\$SWS_YOUNG_GC_MIB/.test(e.message), v);
+  }
+});
+
+test('sidecars keep undici\'s WebAssembly parser in Liftoff by default; $SWS_WASM_LIFTOFF_ONLY=0 keeps V8\'s tier-up', () => {
+  assert.equal(wasmTierFlag({}, []), '--liftoff-only');
+  assert.equal(wasmTierFlag({ SWS_WASM_LIFTOFF_ONLY: '' }, []), '--liftoff-only');
+  assert.equal(wasmTierFlag({ SWS_WASM_LIFTOFF_ONLY: '1' }, ['--max-semi-space-size=4']), '--liftoff-only');
+  assert.equal(wasmTierFlag({ SWS_WASM_LIFTOFF_ONLY: '0' }, []), undefined);
+});
+
+test('a Liftoff or wasm tiering flag given to node itself wins, in any spelling node accepts', () => {
+  for (const arg of ['--liftoff-only', '--no-liftoff', '--liftoff', '--wasm-tier-up', '--no-wasm-dynamic-tiering', '--wasm_lazy_compilation', '--no-liftoff-only']) {
+    assert.equal(wasmTierFlag({}, ['--max-semi-space-size=4', arg]), undefined, arg);
+  }
+  // Not tiering flags: the default still applies.
+  for (const arg of ['--liftoffs', '--experimental-wasm-stringref', '--max-old-space-size=200']) assert.equal(wasmTierFlag({}, [arg]), '--liftoff-only', arg);
+});
+
+test('a bad $SWS_WASM_LIFTOFF_ONLY is a usage error naming the variable', () => {
+  for (const v of ['yes', '2', '-1', 'true', '0.5']) {
+    assert.throws(() => wasmTierFlag({ SWS_WASM_LIFTOFF_ONLY: v }, []), (e: unknown) => e instanceof UsageError && /\$SWS_WASM_LIFTOFF_ONLY/.test(e.message), v);
   }
 });

@@ -46,14 +46,35 @@ export function youngGcBytes(env: NodeJS.ProcessEnv): number {
 }
 
 /**
- * Applies heapGrowingFlag to this process (V8 reads it at each full GC, so setting it at start
- * suffices) and paces young collections by record octets. Both settings are read before either
- * is applied, so a bad value changes nothing.
+ * undici parses HTTP/1.1 with llhttp compiled to WebAssembly. V8 first runs it as Liftoff
+ * (baseline) code and, once it is hot, recompiles it with TurboFan on a helper thread: for
+ * llhttp's one large state-machine function that compile holds ~30 MiB for ~200 ms, soon after a
+ * sidecar's first request (a spike in peak RSS, freed right after). Liftoff alone parses a
+ * response head a few µs slower, which the benchmarks do not see (docs/PERFORMANCE.md,
+ * "WebAssembly tier-up"). `$SWS_WASM_LIFTOFF_ONLY=0` keeps V8's tiering; a `--liftoff…` or
+ * `--wasm…` flag given to node itself is the operator's choice and wins.
+ */
+const WASM_ENV = 'SWS_WASM_LIFTOFF_ONLY';
+
+export function wasmTierFlag(env: NodeJS.ProcessEnv, execArgv: readonly string[]): string | undefined {
+  const raw = env[WASM_ENV];
+  const on = raw === undefined || raw === '' ? 1 : schemas.checkInt(raw, 0, 1, `$${WASM_ENV}`);
+  if (execArgv.some((a) => /^--(no-)?(liftoff|wasm)[-_]/.test(a) || /^--(no-)?liftoff$/.test(a))) return undefined;
+  return on === 1 ? '--liftoff-only' : undefined;
+}
+
+/**
+ * Applies heapGrowingFlag and wasmTierFlag to this process (V8 reads it at each full GC, so setting it at start
+ * suffices) and paces young collections by record octets. Every setting is read before any is
+ * applied, so a bad value changes nothing.
  */
 export function tuneHeapForSidecar(env: NodeJS.ProcessEnv): void {
   const flag = heapGrowingFlag(env, process.execArgv);
+  const wasm = wasmTierFlag(env, process.execArgv);
   const youngEvery = youngGcBytes(env);
   if (flag !== undefined) setFlagsFromString(flag);
+  // Before undici compiles its parser (on the first request): V8 reads it per compile.
+  if (wasm !== undefined) setFlagsFromString(wasm);
   if (!youngGc.configure(youngEvery) && youngEvery > 0) {
     process.emitWarning('V8 offers no collector entry point here: young collections are not paced ($SWS_YOUNG_GC_MIB)', { code: 'SWS_YOUNG_GC_UNAVAILABLE' });
   }
