@@ -176,3 +176,24 @@ test('every hit writes its access line, in the same key order as before, and cou
   assert.equal(denied.code, 'SWS_ERR_PROXY_AUTH');
   assert.ok(!JSON.stringify(lines).includes(PASSWORDS.alice), 'never a password');
 });
+
+test('a hit whose origin sent its body chunked is answered with a Content-Length (no chunked framing); HEAD hits declare none', async () => {
+  const conn = connection();
+  const alice = basic('alice', PASSWORDS.alice);
+  const miss = await get(conn, '/cl', alice);
+  assert.equal(miss.status, 200);
+  assert.equal(miss.headers['content-length'], undefined, 'the origin declared no length: the miss streams');
+  const hit = await get(conn, '/cl', alice);
+  assert.equal(hit.body, 'page /cl');
+  assert.equal(hit.headers['content-length'], String(Buffer.byteLength('page /cl')));
+  assert.equal(hit.headers['transfer-encoding'], undefined);
+  assert.ok(Number(hit.headers.age) >= 0, 'answered from the cache');
+  const head = await new Promise<IncomingMessage>((resolve, reject) => {
+    const proxy = new URL(chain.proxy);
+    httpRequest({ host: proxy.hostname, port: proxy.port, method: 'HEAD', path: `http://${HOST}/cl`, agent: conn, headers: { host: HOST, 'proxy-authorization': alice } }, (res) => resolve(res.resume()))
+      .on('error', reject)
+      .end();
+  });
+  assert.equal(head.statusCode, 200);
+  assert.equal(head.headers['content-length'], undefined);
+});
