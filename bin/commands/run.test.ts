@@ -49,11 +49,15 @@ test('sidecars keep undici\'s WebAssembly parser in Liftoff by default; $SWS_WAS
 });
 
 test('a Liftoff or wasm tiering flag given to node itself wins, in any spelling node accepts', () => {
-  for (const arg of ['--liftoff-only', '--no-liftoff', '--liftoff', '--wasm-tier-up', '--no-wasm-dynamic-tiering', '--wasm_lazy_compilation', '--no-liftoff-only']) {
+  const spellings = ['--liftoff-only', '--liftoff_only', '--no-liftoff-only', '--no_liftoff_only', '--noliftoff-only', '--liftoff', '--no-liftoff', '--noliftoff'];
+  const tiering = ['--wasm-tier-up', '--no_wasm_tier_up', '--no-wasm-dynamic-tiering', '--wasm-tiering-budget=1000', '--wasm_tiering_budget=1000'];
+  for (const arg of [...spellings, ...tiering]) {
     assert.equal(wasmTierFlag({}, ['--max-semi-space-size=4', arg]), undefined, arg);
   }
-  // Not tiering flags: the default still applies.
-  for (const arg of ['--liftoffs', '--experimental-wasm-stringref', '--max-old-space-size=200']) assert.equal(wasmTierFlag({}, [arg]), '--liftoff-only', arg);
+  // Not tiering flags (other WebAssembly settings included): the default still applies.
+  for (const arg of ['--liftoffs', '--wasm-max-mem-pages=100', '--no-wasm-bounds-checks', '--wasm-lazy-compilation', '--experimental-wasm-stringref', '--max-old-space-size=200']) {
+    assert.equal(wasmTierFlag({}, [arg]), '--liftoff-only', arg);
+  }
 });
 
 test('a bad $SWS_WASM_LIFTOFF_ONLY is a usage error naming the variable', () => {

@@ -45,27 +45,38 @@ export function youngGcBytes(env: NodeJS.ProcessEnv): number {
   return mib * 1024 * 1024;
 }
 
+const WASM_ENV = 'SWS_WASM_LIFTOFF_ONLY';
+/** V8 flags (normalized: `-` for `_`, without a `no`/`no-` prefix) that choose how WebAssembly tiers. */
+const WASM_TIERING_FLAGS = new Set(['liftoff', 'liftoff-only', 'wasm-tier-up', 'wasm-dynamic-tiering', 'wasm-tiering-budget']);
+
+/** A node/V8 command-line flag's name as V8 matches it: `_` and `-` alike, a `no`/`no-` prefix dropped. */
+function v8FlagName(arg: string): string | undefined {
+  if (!arg.startsWith('--')) return undefined;
+  const name = arg.slice(2).split('=')[0]!.replaceAll('_', '-');
+  return name.startsWith('no-') ? name.slice(3) : name.startsWith('no') ? name.slice(2) : name;
+}
+
 /**
  * undici parses HTTP/1.1 with llhttp compiled to WebAssembly. V8 first runs it as Liftoff
  * (baseline) code and, once it is hot, recompiles it with TurboFan on a helper thread: for
- * llhttp's one large state-machine function that compile holds ~30 MiB for ~200 ms, soon after a
- * sidecar's first request (a spike in peak RSS, freed right after). Liftoff alone parses a
- * response head a few µs slower, which the benchmarks do not see (docs/PERFORMANCE.md,
- * "WebAssembly tier-up"). `$SWS_WASM_LIFTOFF_ONLY=0` keeps V8's tiering; a `--liftoff…` or
- * `--wasm…` flag given to node itself is the operator's choice and wins.
+ * llhttp's one large state-machine function that compile held ~30 MiB for a few hundred ms,
+ * soon after a sidecar's first requests (the highest point of its RSS, freed right after).
+ * Liftoff code is slower, but the parser reads only heads and counts body octets: paired
+ * benchmarks found no difference (docs/PERFORMANCE.md, "WebAssembly tier-up"). The flag, or
+ * none: `$SWS_WASM_LIFTOFF_ONLY=0` keeps V8's tiering, and a tiering flag given to node itself
+ * (WASM_TIERING_FLAGS, in any spelling V8 accepts) is the operator's choice and wins.
  */
-const WASM_ENV = 'SWS_WASM_LIFTOFF_ONLY';
-
 export function wasmTierFlag(env: NodeJS.ProcessEnv, execArgv: readonly string[]): string | undefined {
   const raw = env[WASM_ENV];
   const on = raw === undefined || raw === '' ? 1 : schemas.checkInt(raw, 0, 1, `$${WASM_ENV}`);
-  if (execArgv.some((a) => /^--(no-)?(liftoff|wasm)[-_]/.test(a) || /^--(no-)?liftoff$/.test(a))) return undefined;
+  if (execArgv.some((a) => WASM_TIERING_FLAGS.has(v8FlagName(a) ?? ''))) return undefined;
   return on === 1 ? '--liftoff-only' : undefined;
 }
 
 /**
- * Applies heapGrowingFlag and wasmTierFlag to this process (V8 reads it at each full GC, so setting it at start
- * suffices) and paces young collections by record octets. Every setting is read before any is
+ * Applies heapGrowingFlag (V8 reads it at each full GC, so setting it at start suffices) and
+ * wasmTierFlag (read when a module is compiled, so before undici's first connection) to this
+ * process, and paces young collections by record octets. Every setting is read before any is
  * applied, so a bad value changes nothing.
  */
 export function tuneHeapForSidecar(env: NodeJS.ProcessEnv): void {
