@@ -402,8 +402,9 @@ export class OuterSidecar {
     access.cache = 'hit';
     const out = decorate({ head: { status: answer.status, headers: answer.fields }, body: answer.body });
     const fields = flatFields(out.head.headers);
-    // A whole body's length is known: declared, it leaves without chunked framing (fewer pieces to write).
-    if (out.body instanceof Uint8Array && mayDeclareLength(out.head.status, out.head.headers)) fields.push('content-length', String(out.body.length));
+    // A stored body's length is known: declared, it leaves without chunked framing, and an HTTP/1.0 client keeps its connection.
+    const length = out.body instanceof Uint8Array ? out.body.length : out.body === answer.body ? answer.bodyBytes : undefined;
+    if (length !== undefined && mayDeclareLength(out.head.status, out.head.headers)) fields.push('content-length', String(length));
     res.writeHead(out.head.status, fields);
     if (!isAtHand(out.body)) return writeBody(res, out.body).then(() => this.#logHit(access, out.head.status, started));
     // Whole in memory: one write. The access line does not wait for the socket to take it

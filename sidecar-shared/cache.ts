@@ -73,6 +73,8 @@ export interface CachedAnswer {
   readonly status: number;
   readonly fields: FieldLine[];
   readonly body: Uint8Array | AsyncIterable<Uint8Array> | null;
+  /** The body's length in octets (known once stored, whether the body is one piece or several); undefined without a body. */
+  readonly bodyBytes?: number;
 }
 
 export interface CacheOptions {
@@ -299,7 +301,7 @@ export class HttpCache<M> {
     const fields = [...entry.served, age];
     if (req.method === 'HEAD') return { status: entry.status, fields, body: null };
     const body = entry.chunks.length === 0 ? new Uint8Array(0) : entry.chunks.length === 1 ? entry.chunks[0]! : iterate(entry.chunks);
-    return { status: entry.status, fields, body };
+    return { status: entry.status, fields, body, bodyBytes: entry.bodyBytes };
   }
 
   /**

@@ -12,6 +12,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { basic, eventually, metricValue, PASSWORDS, startChain, startOrigin, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
 
 const HOST = 'intranet.example';
+const BIG = Buffer.alloc(400 * 1024, 'b');
 let origin: Origin;
 let chain: Chain;
 const agents: Agent[] = [];
@@ -20,7 +21,10 @@ before(async () => {
   origin = await startOrigin((req, res) => {
     const etag = '"v1"';
     if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag, 'cache-control': 'max-age=300' }).end();
-    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=300', etag }).end(`page ${req.url}`);
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=300', etag });
+    // Above the size the outer reads whole (sidecar-shared/write.ts AT_HAND_ENVELOPE): streamed, and stored in pieces.
+    if (req.url === '/big') for (let i = 0; i < 5; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536));
+    res.end(req.url === '/big' ? BIG.subarray(5 * 65536) : `page ${req.url}`);
   });
   chain = await startChain({ originUrl: origin.url, host: HOST, grants: [['alice', '/**'], ['bob', '/**']] });
 });
@@ -177,7 +181,7 @@ test('every hit writes its access line, in the same key order as before, and cou
   assert.ok(!JSON.stringify(lines).includes(PASSWORDS.alice), 'never a password');
 });
 
-test('a hit whose origin sent its body chunked is answered with a Content-Length (no chunked framing); HEAD hits declare none', async () => {
+test('a hit whose origin sent its body chunked is answered with a Content-Length (no chunked framing), small or stored in pieces; HEAD hits get none added', async () => {
   const conn = connection();
   const alice = basic('alice', PASSWORDS.alice);
   const miss = await get(conn, '/cl', alice);
@@ -195,5 +199,16 @@ test('a hit whose origin sent its body chunked is answered with a Content-Length
       .end();
   });
   assert.equal(head.statusCode, 200);
+  assert.ok(head.headers.age !== undefined, 'the HEAD was answered from the cache');
   assert.equal(head.headers['content-length'], undefined);
+
+  // A body the outer streamed from the inner is stored in several pieces; its hit declares their sum.
+  const bigMiss = await get(conn, '/big', alice);
+  assert.equal(bigMiss.body.length, BIG.length);
+  assert.equal(bigMiss.headers['content-length'], undefined);
+  const bigHit = await get(conn, '/big', alice);
+  assert.ok(bigHit.headers.age !== undefined, 'answered from the cache');
+  assert.equal(bigHit.body, BIG.toString());
+  assert.equal(bigHit.headers['content-length'], String(BIG.length));
+  assert.equal(bigHit.headers['transfer-encoding'], undefined);
 });
