@@ -28,7 +28,7 @@ import { formatAddress, listen } from '../sidecar-shared/listen.ts';
 import { createLogger, type Logger } from '../sidecar-shared/logger.ts';
 import { AccessLog } from '../sidecar-shared/accesslog.ts';
 import { Cancellation } from '../sidecar-shared/cancel.ts';
-import { answerSource, requestAnswer, type Answer } from '../sidecar-shared/answer.ts';
+import { answerSource, requestAnswer, statusWithoutBody, type Answer } from '../sidecar-shared/answer.ts';
 import { createMetrics, type SidecarMetrics } from '../sidecar-shared/metrics.ts';
 import { Authenticator } from './auth.ts';
 import { AuthRateLimitedError, FailureLimiter } from './auth-limit.ts';
@@ -668,7 +668,7 @@ const EMPTY = new Uint8Array(0);
 
 /** Whether a response may be given a Content-Length: it has none (nor Transfer-Encoding) and its status allows one (RFC 9110 §8.6). */
 function mayDeclareLength(status: number, fields: readonly FieldLine[]): boolean {
-  if (status < 200 || status === 204 || status === 304) return false;
+  if (statusWithoutBody(status)) return false;
   for (const [n] of fields) if (n === 'content-length' || n === 'transfer-encoding') return false;
   return true;
 }

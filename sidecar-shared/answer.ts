@@ -26,9 +26,14 @@ export type Answer = (AnswerHead & { readonly bytes: Uint8Array; readonly body: 
 
 const EMPTY = new Uint8Array(0);
 
-/** An answer that carries no body whatever its headers say (RFC 9110 §6.4.1): a HEAD's, a 204, a 304. */
+/** A status whose answers never carry a body (RFC 9110 §6.4.1): 1xx, 204, 304. */
+export function statusWithoutBody(statusCode: number): boolean {
+  return statusCode < 200 || statusCode === 204 || statusCode === 304;
+}
+
+/** An answer that carries no body whatever its headers say (RFC 9110 §6.4.1): a HEAD's, or one whose status has none. */
 export function isBodiless(method: string, statusCode: number): boolean {
-  return method === 'HEAD' || statusCode === 204 || statusCode === 304;
+  return method === 'HEAD' || statusWithoutBody(statusCode);
 }
 
 /** The answer's octets as the record reader takes them: the stream, or the collected octets as one piece. */

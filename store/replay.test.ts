@@ -2,21 +2,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteExchangeReplayGuard, SWEEP_EVERY } from './replay.ts';
+import { tempDir } from './testdata/helpers.ts';
 
 /** An exchange ID as the core makes them: SHA-256 of something, 32 octets, uniformly spread. */
 const id = (s: string | number) => new Uint8Array(createHash('sha256').update(String(s)).digest());
 
 function withDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'sws-replay-'));
+  const { dir, cleanup } = tempDir('sws-replay-');
   try {
     fn(dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    cleanup();
   }
 }
 
