@@ -24,6 +24,7 @@ import { party, type TestParty } from '../test/helpers/keys.ts';
 import { collect, getHead, makePair, ORIGIN, roundTrip } from '../test/helpers/protocol.ts';
 import { nodeAead } from './node-aead.ts';
 import { nodeKdf } from './node-kdf.ts';
+import { UnwrapError } from '../core/errors.ts';
 import { nodeRsa } from './node-rsa.ts';
 
 const v = JSON.parse(readFileSync(new URL('../test/vectors/sws-v1.json', import.meta.url), 'utf8'));
@@ -177,7 +178,18 @@ test('the node backend turns each CryptoKey into a KeyObject once, not per opera
   } finally {
     KeyObject.from = from;
   }
-  assert.equal(conversions, 4, 'sign, verify, encrypt and decrypt keys, once each');
+  // OAEP decryption is WebCrypto's job on the pool, with the CryptoKey as it is.
+  assert.equal(conversions, 3, 'sign, verify and encrypt keys, once each');
+});
+
+test('node OAEP decryption leaves the event loop: it answers with a promise, and refuses a wrong label with an UnwrapError', async () => {
+  const dave = await party('dave-oaep-pool');
+  const secret = new Uint8Array(32).fill(7);
+  const wrapped = await nodeRsa.oaepWrap(dave.pub, secret, utf8('right'));
+  const pending = nodeRsa.oaepUnwrap(dave.priv, wrapped, utf8('right'));
+  assert.ok(pending instanceof Promise, 'a private RSA operation must not run on the event loop');
+  assert.deepEqual(await pending, secret);
+  await assert.rejects(Promise.resolve(nodeRsa.oaepUnwrap(dave.priv, wrapped, utf8('wrong'))), UnwrapError);
 });
 
 /** nodeRsa, counting what each side asks of it (proves the option reaches every RSA call of an exchange). */

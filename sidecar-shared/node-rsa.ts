@@ -14,11 +14,14 @@
  * made. Measured on 2 cores: +27 % exchanges/s at an inner with 8 in flight, +20 % in-process
  * with 4 in flight, −10 to −13 % for one exchange at a time (the pool hop costs ~35 µs of main
  * thread plus a wake-up). Verification and OAEP encryption (~25 µs each) run inline: a pool
- * hop costs them more than it saves. OAEP decryption has no asynchronous node:crypto form.
+ * hop costs them more than it saves. OAEP decryption, the inner's other private operation, has
+ * no asynchronous node:crypto form, so it is the core's WebCrypto one, a job on the same pool:
+ * ~60–120 µs more CPU and latency per decryption than node's inline privateDecrypt, but ~0.3 ms
+ * less on the event loop. Through the chain with the `request` policy that gave +5 % requests/s
+ * at 16 connections and +7 % at 64 (docs/PERFORMANCE.md, "OAEP decryption on the pool").
  */
-import { constants, KeyObject, privateDecrypt, publicEncrypt, sign, verify, type RsaPrivateKey, type SignKeyObjectInput } from 'node:crypto';
-import { SUITE_V1, type RsaBackend } from '../core/crypto.ts';
-import { UnwrapError } from '../core/errors.ts';
+import { constants, KeyObject, publicEncrypt, sign, verify, type RsaPrivateKey, type SignKeyObjectInput } from 'node:crypto';
+import { oaepUnwrap as webCryptoOaepUnwrap, SUITE_V1, type RsaBackend } from '../core/crypto.ts';
 
 /** SUITE_V1.hash in OpenSSL's spelling; OpenSSL uses it for MGF1 too, as the suite requires. */
 const HASH = 'sha256';
@@ -47,17 +50,8 @@ export const nodeRsa: RsaBackend = {
   oaepWrap(to, secret, label) {
     return new Uint8Array(publicEncrypt(oaep(to.encryptKey, label), secret));
   },
-  oaepUnwrap(key, wrapped, label) {
-    let secret: Buffer;
-    try {
-      secret = privateDecrypt(oaep(key.decryptKey, label), wrapped);
-    } catch (cause) {
-      throw new UnwrapError(undefined, { cause });
-    }
-    const out = new Uint8Array(secret);
-    secret.fill(0);
-    return out;
-  },
+  // Off the event loop, on the libuv pool; its failures are UnwrapErrors already.
+  oaepUnwrap: webCryptoOaepUnwrap,
   pssSign(key, data) {
     return new Promise((resolve, reject) => {
       sign(HASH, data, pss(key.signKey), (error, signature) => (error ? reject(error) : resolve(new Uint8Array(signature))));
