@@ -19,6 +19,15 @@ function put<M>(c: HttpCache<M>, p: string, r: CacheRequest, fields: FieldLine[]
   return ok;
 }
 
+/** Stores `body` and looks it up again: the entry, which the caller's fields make stale. */
+function storedStale<M>(c: HttpCache<M>, p: string, r: CacheRequest, fields: FieldLine[], body: string, meta: M) {
+  put(c, p, r, fields, body, meta);
+  const s = c.lookup(p, r.url, r);
+  assert.equal(s.kind, 'stale');
+  if (s.kind !== 'stale') throw new Error('not stale');
+  return s.entry;
+}
+
 const shared = () => new HttpCache<null>({ name: 'inner', shared: true, limits: { maxBytes: 1 << 20, maxObjectBytes: 64 << 10 }, refuseSetCookie: true });
 const privateCache = () => new HttpCache<null>({ name: 'outer', shared: false, limits: { maxBytes: 1 << 20, maxObjectBytes: 64 << 10 } });
 
@@ -153,6 +162,56 @@ test('revalidation: a stale entry asks with its validator; a matching 304 refres
   const cond = req(r.url, { 'if-none-match': 'W/"v1"' });
   assert.equal(c.answer(s.entry, cond).status, 304);
   assert.equal(c.revalidated(s.entry, r, [['etag', '"other"']], null), 'passthrough', "a 304 about another validator is not this entry's");
+});
+
+test('RFC 9111 §3.2: a 304 adds the fields only it carries and replaces the others, but never the stored body\'s length', () => {
+  const c = privateCache();
+  const r = req('http://a.example/m');
+  const entry = storedStale(c, 'u', r, [['cache-control', 'no-cache'], ['etag', '"v1"'], ['content-type', 'text/plain'], ['content-length', '7']], 'body-v1', null);
+  const lm = 'Tue, 01 Jul 2025 00:00:00 GMT';
+  const expires = 'Wed, 01 Jul 2099 00:00:00 GMT';
+  const notModifiedFields: FieldLine[] = [['etag', '"v1"'], ['cache-control', 'max-age=60'], ['expires', expires], ['x-new', 'from-304'], ['last-modified', lm], ['content-length', '0']];
+  assert.equal(c.revalidated(entry, r, notModifiedFields, null), 'fresh');
+  const a = c.answer(entry, r);
+  const served = new Map(a.fields.map(([n, v]) => [n, v]));
+  assert.equal(served.get('x-new'), 'from-304');
+  assert.equal(served.get('last-modified'), lm);
+  assert.equal(served.get('expires'), expires);
+  assert.equal(served.get('cache-control'), 'max-age=60', 'the stored no-cache is replaced');
+  assert.equal(served.get('content-length'), '7', "a 304's Content-Length is about no body");
+  assert.equal(served.get('content-type'), 'text/plain');
+  assert.equal(a.fields.filter(([n]) => n === 'cache-control').length, 1);
+  assert.equal(Buffer.from(a.body as Uint8Array).toString(), 'body-v1');
+  assert.equal(c.lookup('u', r.url, r).kind, 'fresh');
+});
+
+test('revalidation by If-Modified-Since: a 304 without validators refreshes the entry when the conditional was the cache\'s own', () => {
+  const lm = 'Tue, 01 Jul 2025 00:00:00 GMT';
+  const c = privateCache();
+  const r = req('http://a.example/lm');
+  const entry = storedStale(c, 'u', r, [['cache-control', 'no-cache'], ['last-modified', lm]], 'body-lm', null);
+  assert.deepEqual(c.revalidationFields(entry, r, []), [['if-modified-since', lm]]);
+  // The client asked unconditionally: a bare 304 must not reach it (RFC 9110 §15.4.5).
+  assert.equal(c.revalidated(entry, r, [['date', 'Wed, 02 Jul 2025 00:00:00 GMT'], ['cache-control', 'max-age=30']], null), 'fresh');
+  const a = c.answer(entry, r);
+  assert.equal(a.status, 200);
+  assert.equal(Buffer.from(a.body as Uint8Array).toString(), 'body-lm');
+  assert.equal(c.lookup('u', r.url, r).kind, 'fresh');
+  // A client with its own If-Modified-Since sent that date upstream: a 304 may be about it, and it may have a 304.
+  const own = req(r.url, { 'if-modified-since': 'Thu, 03 Jul 2025 00:00:00 GMT' });
+  assert.equal(c.revalidated(entry, own, [['cache-control', 'max-age=30']], null), 'passthrough');
+  // A 304 whose validator names another version is not about this entry, whoever asked.
+  assert.equal(c.revalidated(entry, r, [['last-modified', 'Fri, 04 Jul 2025 00:00:00 GMT']], null), 'passthrough');
+});
+
+test('a 304 that sets a cookie: the asking user gets it once, and a cache that keeps no cookies stops keeping the entry', () => {
+  const c = shared();
+  const r = req('http://a.example/ck');
+  const entry = storedStale(c, '', r, [['cache-control', 'public, no-cache'], ['etag', '"c1"']], 'body-c1', null);
+  assert.equal(c.revalidated(entry, r, [['etag', '"c1"'], ['set-cookie', 'sid=alice']], null), 'fresh');
+  assert.ok(c.answer(entry, r).fields.some(([n, v]) => n === 'set-cookie' && v === 'sid=alice'));
+  assert.equal(c.lookup('', r.url, r).kind, 'miss', "nobody else is handed alice's cookie");
+  assert.equal(c.size, 0);
 });
 
 test('conditional requests: If-None-Match (weak comparison, *) takes precedence over If-Modified-Since', () => {

@@ -392,7 +392,16 @@ export class HttpCache<M> {
    */
   revalidated(entry: CacheEntry<M>, req: CacheRequest, fields: readonly FieldLine[], meta: M): 'fresh' | 'passthrough' {
     const asGet: CacheRequest = req.method === 'GET' ? req : { ...req, method: 'GET' };
-    const { policy, matches } = entry.policy.revalidatedPolicy(asGet, { status: 304, headers: headerRecord(fields) });
+    const notModified = headerRecord(fields);
+    // A 304 may carry no validator at all (RFC 9110 §15.4.5 only says SHOULD). When the
+    // conditional was this cache's own (the client sent none), that 304 can only be about the
+    // one stored response whose validators were sent; the library, which cannot know who asked,
+    // would call it a mismatch and the client would get a 304 it never asked for.
+    const ownConditional = req.headers['if-none-match'] === undefined && req.headers['if-modified-since'] === undefined;
+    if (ownConditional && notModified['etag'] === undefined && notModified['last-modified'] === undefined) {
+      for (const [n, v] of entry.fields) if (n === 'etag' || n === 'last-modified') notModified[n] = v;
+    }
+    const { policy, matches } = entry.policy.revalidatedPolicy(asGet, { status: 304, headers: notModified });
     if (!matches) {
       this.#metrics?.cacheRevalidations.inc({ cache: this.name, result: 'mismatch' });
       return 'passthrough';
@@ -406,8 +415,10 @@ export class HttpCache<M> {
       if (list) list.push(v);
       else updates.set(k, [v]);
     }
-    const merged: FieldLine[] = entry.fields.filter(([n]) => !updates.has(n) || KEEP_ON_UPDATE.has(n));
-    for (const [n, vs] of updates) if (entry.fields.some(([k]) => k === n)) for (const v of vs) merged.push([n, v]);
+    // RFC 9111 §3.2: every field of the 304 replaces or joins the stored ones, but those that
+    // describe the stored body's octets.
+    const merged: FieldLine[] = entry.fields.filter(([n]) => !updates.has(n));
+    for (const [n, vs] of updates) for (const v of vs) merged.push([n, v]);
     const grown = fieldsBytes(merged) - fieldsBytes(entry.fields);
     entry.policy = policy;
     entry.fields = merged;
@@ -423,6 +434,9 @@ export class HttpCache<M> {
       this.#bytes += grown;
       this.#touch(entry);
       this.#gauge();
+      // A cookie set on the 304 goes to the user who asked, in this answer only: a cache that
+      // keeps no cookies (admit) stops keeping the entry rather than hand it to the next one.
+      if (this.#refuseSetCookie && updates.has('set-cookie')) this.#remove(entry, 'refused');
     }
     return 'fresh';
   }

@@ -34,6 +34,11 @@ before(async () => {
     else if (p.startsWith('/shared/smax/')) send({ 'cache-control': 's-maxage=300, max-age=0', etag });
     else if (p === '/shared/vary') send({ 'cache-control': 'public, max-age=300', vary: 'Accept-Language' }, `lang ${req.headers['accept-language']}`);
     else if (p === '/shared/heur') send({ 'last-modified': TEN_DAYS_AGO });
+    else if (p.startsWith('/shared/lastmod/')) {
+      // Validated by date only, and its 304 names no validator (RFC 9110 §15.4.5 allows that).
+      if (req.headers['if-modified-since'] === TEN_DAYS_AGO) return void res.writeHead(304, { 'cache-control': 'public, no-cache', 'x-refreshed': 'yes' }).end();
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, no-cache', 'last-modified': TEN_DAYS_AGO }).end(`body of ${p}`);
+    }
     else if (p === '/shared/big') {
       const size = Number(url.searchParams.get('size'));
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=300', 'content-length': String(size) });
@@ -143,6 +148,20 @@ test('no-cache: each use is revalidated with If-None-Match through the tunnel; t
   assert.equal(reqs.length, 2);
   assert.equal(reqs[1]!.headers['if-none-match'], '"-shared-nocache-1"', 'the conditional request reached the WWW server');
   assert.equal((await metric(chain.outer, 'sws_cache_revalidations_total', { cache: 'outer', result: 'not-modified' })) - before, 1);
+});
+
+test('If-Modified-Since through the tunnel: a 304 naming no validator still gives the client the stored page, with the 304\'s new fields', async () => {
+  const a = await get('/shared/lastmod/1');
+  assert.equal(a.status, 200);
+  assert.equal(a.headers['x-refreshed'], undefined);
+  const b = await get('/shared/lastmod/1');
+  assert.equal(b.status, 200, 'a client that asked unconditionally never gets a bare 304');
+  assert.equal(b.body.toString(), a.body.toString());
+  assert.equal(b.headers['x-refreshed'], 'yes', 'fields only the 304 carried are served (RFC 9111 §3.2)');
+  assert.equal(b.headers['last-modified'], TEN_DAYS_AGO);
+  const reqs = origin.requests.filter((r) => r.url === '/shared/lastmod/1');
+  assert.equal(reqs.length, 2);
+  assert.equal(reqs[1]!.headers['if-modified-since'], TEN_DAYS_AGO, 'the conditional request reached the WWW server');
 });
 
 test('s-maxage: fresh in the shared cache, stale in the private one; the inner answers the outer\'s revalidation with 304 from its cache', async () => {
