@@ -71,3 +71,11 @@ test('identity and path-override fields stay dropped alongside', () => {
   const out = canonicalize(head([['x-forwarded-user', 'admin'], ['x-original-url', '/admin'], ['te', 'trailers'], ...END_TO_END]), 'x-forwarded-user').headers;
   assert.deepEqual(out, END_TO_END);
 });
+
+test('identity and path-override fields in any letter case or spelt with _ are dropped (a bypass needs only one parser to disagree)', () => {
+  const names = ['X-Forwarded-User', 'X_FORWARDED_USER', 'x_Forwarded-user', 'X-Original-URL', 'x_original_url', 'X_Rewrite_Url', 'X-FORWARDED-URI', 'x_forwarded_uri'];
+  const spoofs = names.map((n): [string, string] => [n, '/admin']);
+  assert.deepEqual(canonicalize(head([...spoofs, ...END_TO_END]), 'x-forwarded-user').headers, END_TO_END);
+  // A configured identity header is matched the same way.
+  assert.deepEqual(canonicalize(head([['X_Remote_User', 'admin'], ['x-remote-user', 'admin'], ...END_TO_END]), 'X-Remote-User').headers, END_TO_END);
+});

@@ -52,14 +52,18 @@ export function endToEndFields(raw: readonly string[], drop?: (lowerName: string
   return out;
 }
 
-/** undici's response headers (record of string | string[]) to field lines, hop-by-hop removed. */
+/**
+ * undici's response headers (record of string | string[]) to field lines, hop-by-hop and every
+ * Proxy-* field removed (Proxy-Authentication-Info, Proxy-Status… as well as the hop-by-hop
+ * Proxy-Authenticate): through the outer, itself a proxy, the client would take them for its own.
+ */
 export function fieldsFromRecord(headers: Record<string, string | string[] | undefined>, drop?: (lowerName: string) => boolean): FieldLine[] {
   const conn = headers['connection'];
   const skip = hopByHopNames(conn === undefined ? [] : Array.isArray(conn) ? conn : [conn]);
   const out: FieldLine[] = [];
   for (const [k, v] of Object.entries(headers)) {
     const name = k.toLowerCase();
-    if (v === undefined || skip.has(name) || (drop && drop(name))) continue;
+    if (v === undefined || skip.has(name) || name.startsWith('proxy-') || (drop && drop(name))) continue;
     if (Array.isArray(v)) for (const x of v) out.push([name, x]);
     else out.push([name, v]);
   }

@@ -26,7 +26,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.SWS_TEST_CONCURRENCY ?? '2';
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
+// A test that waits forever (a stream that never ends, a gate never opened) fails after this
+// instead of stalling the run; the slowest test takes ~20 s here.
+const timeoutMs = process.env.SWS_TEST_TIMEOUT_MS ?? '300000';
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeoutMs}`, ...files], {
   cwd: root,
   stdio: 'inherit',
 });

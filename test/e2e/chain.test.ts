@@ -36,7 +36,10 @@ let markUploadAborted = () => undefined as void;
 before(async () => {
   origin = await startOrigin((req, res) => {
     const url = new URL(req.url!, 'http://x');
-    if (url.pathname === '/headers') {
+    if (url.pathname === '/hop') {
+      // Hop-by-hop fields in the answer: those Connection names and Keep-Alive must stop at the inner.
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-hop-secret', 'x-hop-secret': 'hop', 'keep-alive': 'timeout=99', 'proxy-authenticate': 'Basic realm="from-the-web-server"', 'x-end': 'end-to-end' }).end('hop');
+    } else if (url.pathname === '/headers') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: req.headers, url: req.url, method: req.method }));
     } else if (url.pathname.startsWith('/docs/')) {
       res.writeHead(200, { 'content-type': 'text/html', 'x-origin': 'yes' }).end(`<h1>doc ${url.pathname}</h1>`);
@@ -183,8 +186,10 @@ test('outer authentication: missing or wrong credentials get 407 with a Basic ch
   assert.match(String(none.headers['proxy-authenticate']), /^Basic realm="sws"/);
   const wrong = await proxied('/docs/a.html', { user: 'alice', password: 'not it' });
   assert.equal(wrong.status, 407);
+  assert.match(String(wrong.headers['proxy-authenticate']), /^Basic realm="sws"/, 'a wrong password is challenged again');
   const unknown = await proxied('/docs/a.html', { user: 'alice', password: PASSWORDS.bob });
   assert.equal(unknown.status, 407);
+  assert.match(String(unknown.headers['proxy-authenticate']), /^Basic realm="sws"/);
 });
 
 test('identity: the web server sees X-Forwarded-User; spoofed identity and path-override headers are removed', async () => {
@@ -209,6 +214,17 @@ test('identity: the web server sees X-Forwarded-User; spoofed identity and path-
   assert.equal(seen.headers['x-keep'], 'end-to-end');
 });
 
+test("hop-by-hop and Proxy-* fields of the web server's answer (Keep-Alive, those its Connection names) do not reach the client", async () => {
+  const r = await proxied('/hop');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'hop');
+  assert.equal(r.headers['x-end'], 'end-to-end');
+  assert.equal(r.headers['x-hop-secret'], undefined, 'a field the answer\'s Connection names is not carried');
+  assert.doesNotMatch(String(r.headers['connection'] ?? ''), /x-hop-secret/i);
+  assert.doesNotMatch(String(r.headers['keep-alive'] ?? ''), /timeout=99/, "the web server's Keep-Alive is about its own connection");
+  assert.equal(r.headers['proxy-authenticate'], undefined, "a web server's proxy challenge would pass for the outer's");
+});
+
 test('a host that no inner fronts: 502 and nothing is sent anywhere in clear', async () => {
   relay.clear();
   const r = await proxied('/x', { host: 'nowhere.example' });
@@ -228,11 +244,17 @@ test('claim 2 / property 1: the network between outer and inner sees no path, he
   assert.equal(up.body.toString(), secretBody);
   const wire = relay.recorded().toString('latin1');
   assert.ok(wire.length > 0, 'the relay saw the traffic');
-  for (const needle of ['very-secret-path', 'query-9b1d', secretHeader, 'deadbeef', 'alice', PASSWORDS.alice, 'intranet.example', 'x-note', 'doc /docs']) {
+  const credential = basic('alice', PASSWORDS.alice).slice('Basic '.length);
+  for (const needle of ['very-secret-path', 'query-9b1d', secretHeader, 'deadbeef', 'alice', PASSWORDS.alice, credential, 'intranet.example', 'x-note', 'doc /docs']) {
     assert.ok(!wire.includes(needle), `"${needle}" crossed the network in clear`);
   }
   assert.match(wire, /POST \/\.sws\/v1 HTTP\/1\.1/, 'envelopes are plain HTTP/1.1 POSTs (claim 2)');
-  assert.match(wire, /cache-control: no-store/i, 'every envelope forbids caching (patent 0064)');
+  // Patent 0064: each answer of the inner, not only the outer's requests, forbids caching on the way.
+  const answers = relay.recorded('from-inner').toString('latin1').split(/(?=HTTP\/1\.1 \d{3} )/).filter((a) => a.startsWith('HTTP/1.1 '));
+  assert.ok(answers.length >= 2, `the relay saw the inner's answers (${answers.length})`);
+  for (const a of answers) assert.match(a.slice(0, a.indexOf('\r\n\r\n')), /\r\ncache-control: no-store/i, `an answer of the inner without no-store: ${a.slice(0, 80)}`);
+  const requests = relay.recorded('to-inner').toString('latin1').split(/(?=POST \/\.sws\/v1 HTTP\/1\.1\r\n)/).filter((q) => q.startsWith('POST '));
+  for (const q of requests) assert.match(q.slice(0, q.indexOf('\r\n\r\n')), /\r\ncache-control: no-store/i, 'every envelope request forbids caching too');
 });
 
 test('curl through the outer as a proxy (skipped if curl is not installed)', async (t) => {
@@ -535,6 +557,8 @@ test("outer access line and metrics: decision and outcome for allowed, denied an
   assert.equal((await proxied('/docs/decided-anonymous.html', { user: null })).status, 407);
   const allow = await outerLine('/docs/decided-allow.html');
   assert.deepEqual([allow.user, allow.host, allow.method, allow.status, allow.decision, allow.outcome, allow.code], ['alice', HOST, 'GET', 200, 'allow', 'ok', undefined]);
+  assert.equal(allow.keyState, 'established', 'the key state of the warm session is in the line');
+  assert.equal(typeof allow.ms, 'number');
   const deny = await outerLine('/admin/decided-deny');
   assert.deepEqual([deny.user, deny.status, deny.decision, deny.outcome], ['bob', 403, 'deny', 'denied']);
   const anon = await outerLine('/docs/decided-anonymous.html');
