@@ -32,6 +32,7 @@ before(async () => {
     else if (p.startsWith('/shared/nocache/')) send({ 'cache-control': 'no-cache', etag });
     else if (p.startsWith('/shared/pubnocache/')) send({ 'cache-control': 'public, no-cache', etag });
     else if (p.startsWith('/shared/smax/')) send({ 'cache-control': 's-maxage=300, max-age=0', etag });
+    else if (p.startsWith('/shared/privsmax/')) send({ 'cache-control': 'private, s-maxage=300, max-age=300', etag });
     else if (p === '/shared/vary') send({ 'cache-control': 'public, max-age=300', vary: 'Accept-Language' }, `lang ${req.headers['accept-language']}`);
     else if (p === '/shared/heur') send({ 'last-modified': TEN_DAYS_AGO });
     else if (p.startsWith('/shared/lastmod/')) {
@@ -117,12 +118,15 @@ test("claim 4, inner: another user's request is served from the shared cache, on
   assert.equal(await metric(chain.inner, 'sws_cache_hits_total', { cache: 'inner' }), hits, 'the shared cache was not even consulted');
 });
 
-test("private answers stay in the user's own cache and never enter the shared one", async () => {
-  await get('/shared/priv/1');
-  await get('/shared/priv/1');
-  assert.equal(seen('/shared/priv/1'), 1, "alice's second request came from her cache");
-  assert.equal((await get('/shared/priv/1', { user: 'bob' })).status, 200);
-  assert.equal(seen('/shared/priv/1'), 2, "bob's went to the WWW server");
+test("private answers stay in the user's own cache and never enter the shared one, s-maxage or not", async () => {
+  // private, s-maxage=300: without private, s-maxage would let the inner keep it for everyone.
+  for (const path of ['/shared/priv/1', '/shared/privsmax/1']) {
+    await get(path);
+    await get(path);
+    assert.equal(seen(path), 1, `${path}: alice's second request came from her cache`);
+    assert.equal((await get(path, { user: 'bob' })).status, 200);
+    assert.equal(seen(path), 2, `${path}: bob's went to the WWW server, the inner kept no copy`);
+  }
 });
 
 test('the user name the inner forwards counts as Authorization: a bare max-age is not shared (RFC 9111 §3.5)', async () => {
@@ -253,6 +257,25 @@ test('--no-cache turns the outer cache off; bad sizes are refused with exit 2 na
   const bad = await sws(['inner', 'start', '--data', chain.innerData, '--listen', '127.0.0.1:0', '--cache-size', 'lots']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--cache-size/);
+});
+
+test('--cache-size bounds the outer cache by octets: least recently used entries are evicted (counted), and 0 turns it off', async () => {
+  const small = await startSidecar(['outer', 'start', '--data', chain.outerData, '--cache-size', '3KiB']);
+  const off = await startSidecar(['outer', 'start', '--data', chain.outerData, '--cache-size', '0']);
+  extra.push(small, off);
+  for (let i = 1; i <= 8; i++) assert.equal((await get(`/shared/pub/size-${i}`, { proxy: small.url })).status, 200);
+  const entries = await metric(small, 'sws_cache_entries', { cache: 'outer' });
+  assert.ok(entries >= 1 && entries < 8, `some entries were kept, not all 8 (${entries})`);
+  assert.ok((await metric(small, 'sws_cache_bytes', { cache: 'outer' })) <= 3 * 1024, 'the octet bound holds');
+  assert.equal(await metric(small, 'sws_cache_evictions_total', { cache: 'outer', reason: 'size' }), 8 - entries, 'every entry that left was counted as evicted for size');
+  const before = await innerRequests();
+  assert.equal((await get('/shared/pub/size-8', { proxy: small.url })).status, 200);
+  assert.equal((await innerRequests()) - before, 0, 'the most recent page is still a hit');
+  assert.equal((await get('/shared/pub/size-1', { proxy: small.url })).status, 200);
+  assert.equal((await innerRequests()) - before, 1, 'the least recent one was evicted and went to the inner again');
+  for (let i = 0; i < 2; i++) assert.equal((await get('/shared/pub/size-1', { proxy: off.url })).status, 200);
+  assert.equal(await metric(off, 'sws_cache_hits_total', { cache: 'outer' }), 0, '--cache-size 0: no hit at all');
+  assert.equal((await innerRequests()) - before, 3);
 });
 
 test('metrics: hits, misses, revalidations, evictions, bytes and entries on both sidecars', async () => {
