@@ -36,7 +36,9 @@ let markUploadAborted = () => undefined as void;
 before(async () => {
   origin = await startOrigin((req, res) => {
     const url = new URL(req.url!, 'http://x');
-    if (url.pathname === '/hop') {
+    if (url.pathname === '/port') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(String(req.socket.remotePort));
+    } else if (url.pathname === '/hop') {
       // Hop-by-hop fields in the answer: those Connection names and Keep-Alive must stop at the inner.
       res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-hop-secret', 'x-hop-secret': 'hop', 'keep-alive': 'timeout=99', 'proxy-authenticate': 'Basic realm="from-the-web-server"', 'x-end': 'end-to-end' }).end('hop');
     } else if (url.pathname === '/headers') {
@@ -223,6 +225,19 @@ test("hop-by-hop and Proxy-* fields of the web server's answer (Keep-Alive, thos
   assert.doesNotMatch(String(r.headers['connection'] ?? ''), /x-hop-secret/i);
   assert.doesNotMatch(String(r.headers['keep-alive'] ?? ''), /timeout=99/, "the web server's Keep-Alive is about its own connection");
   assert.equal(r.headers['proxy-authenticate'], undefined, "a web server's proxy challenge would pass for the outer's");
+});
+
+test('keep-alive pools on both hops: sequential requests from new client connections reuse one connection to the inner and one to the web server', async () => {
+  assert.equal((await proxied('/port')).status, 200);
+  relay.clear();
+  const ports = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const r = await proxied('/port');
+    assert.equal(r.status, 200);
+    ports.add(r.body.toString());
+  }
+  assert.equal(relay.connections(), 0, 'the outer reused its pooled connection to the inner');
+  assert.equal(ports.size, 1, `the inner reused its pooled connection to the web server (ports ${[...ports].join(', ')})`);
 });
 
 test('a host that no inner fronts: 502 and nothing is sent anywhere in clear', async () => {

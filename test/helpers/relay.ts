@@ -9,6 +9,8 @@ export interface RecordingRelay {
   readonly url: string;
   /** Everything recorded since the last clear(): both directions interleaved, or one of them. */
   recorded(direction?: 'to-inner' | 'from-inner'): Buffer;
+  /** TCP connections the outer opened through the relay since the last clear(). */
+  connections(): number;
   clear(): void;
   close(): Promise<void>;
 }
@@ -16,6 +18,7 @@ export interface RecordingRelay {
 export async function startRelay(target: { host: string; port: number }, capBytes = 32 * 1024 * 1024): Promise<RecordingRelay> {
   let chunks: { dir: 'to-inner' | 'from-inner'; data: Buffer }[] = [];
   let size = 0;
+  let accepted = 0;
   const sockets = new Set<Socket>();
   const keep = (dir: 'to-inner' | 'from-inner', b: Buffer) => {
     if (size >= capBytes) return;
@@ -23,6 +26,7 @@ export async function startRelay(target: { host: string; port: number }, capByte
     size += b.length;
   };
   const server: Server = createServer((client) => {
+    accepted++;
     const upstream = connect(target.port, target.host);
     sockets.add(client).add(upstream);
     client.on('data', (d: Buffer) => (keep('to-inner', d), upstream.write(d)));
@@ -36,9 +40,11 @@ export async function startRelay(target: { host: string; port: number }, capByte
   return {
     url: `http://127.0.0.1:${port}`,
     recorded: (dir) => Buffer.concat(chunks.filter((c) => dir === undefined || c.dir === dir).map((c) => c.data)),
+    connections: () => accepted,
     clear: () => {
       chunks = [];
       size = 0;
+      accepted = 0;
     },
     close: () =>
       new Promise<void>((r) => {
