@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -501,6 +501,42 @@ test('SIGTERM: the inner finishes in-flight requests, then exits 0', async () =>
   assert.equal(r.body.toString(), 'data: one\n\ndata: two\n\n');
   assert.equal(await stopping, 0);
   await chain.restartInner();
+});
+
+test('SIGTERM past --grace: new connections are refused at once, a stream still open is cut (the client sees it truncated), the databases are closed, exit 0', async () => {
+  const own = await startChain({ originUrl: origin.url, host: HOST, innerArgs: ['--grace', '400'] });
+  const gates = sseGates.length;
+  try {
+    const proxy = new URL(own.proxy);
+    const streamed = new Promise<'whole' | 'cut'>((resolve) => {
+      const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/sse`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve('whole'));
+        res.on('aborted', () => resolve('cut'));
+        res.on('error', () => resolve('cut'));
+      });
+      req.on('error', () => resolve('cut'));
+      req.end();
+    });
+    await eventually(() => (sseGates.length > gates ? true : undefined), 5000, 'the web server to start the stream');
+    assert.ok(existsSync(join(own.innerData, 'sws.db-wal')), 'control: a running inner has its database open (WAL)');
+    const exited = own.inner.stop('SIGTERM');
+    const tryConnect = () =>
+      new Promise<string>((r) => {
+        const sock = connect(own.inner.port, '127.0.0.1');
+        sock.once('connect', () => (sock.destroy(), r('accepted'))).once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'));
+      });
+    let outcome = await tryConnect();
+    // The signal is handled within a few ms; poll until the listener is gone (no fixed sleep).
+    for (const end = Date.now() + 5000; outcome === 'accepted' && Date.now() < end; outcome = await tryConnect()) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(outcome, 'ECONNREFUSED', 'a draining inner accepts no new connection');
+    assert.equal(await within(streamed, 10_000, 'the stream to be cut after the grace period'), 'cut', 'the stream never released by the web server is cut, not ended as if whole');
+    assert.equal(await exited, 0);
+    for (const db of ['sws.db', 'replay.db']) assert.equal(existsSync(join(own.innerData, `${db}-wal`)), false, `${db} was closed (its WAL checkpointed and removed)`);
+  } finally {
+    sseGates.splice(gates).forEach((release) => release());
+    await own.stop();
+  }
 });
 
 /** Rejects with `what` unless `p` settles within `ms`: for events that must happen promptly (no sleeping). */
