@@ -151,3 +151,22 @@ function only(p: Pair) {
   assert.equal(all.length, 1);
   return all[0]!;
 }
+
+test('inner: sweepSessions drops idle and spent sessions without a request on them, and keeps the others', async () => {
+  const p = await makePair({ endpoint: { policy: { idleTimeoutMs: 60_000, maxRequestsPerSession: 2 } } });
+  assert.equal((await roundTrip(p.alice_, p.endpoint, getHead(), null)).kind, 'ok');
+  p.clock.now += 30_000;
+  assert.equal((await roundTrip(p.bob_, p.endpoint, getHead(), null)).kind, 'ok');
+  assert.equal((await roundTrip(p.bob_, p.endpoint, getHead(), null)).kind, 'ok');
+  assert.equal(p.endpoint.sessions.size, 2);
+  assert.equal(p.endpoint.sweepSessions(), 1, "bob's session used up its 2 requests");
+  assert.deepEqual([...p.endpoint.sessions.values()].map((s) => s.user), ['alice']);
+  p.clock.now += 30_000;
+  assert.equal(p.endpoint.sweepSessions(), 0, 'alice idle exactly the timeout: still hers');
+  p.clock.now += 1;
+  assert.equal(p.endpoint.sweepSessions(), 1, 'alice idle past the timeout');
+  assert.equal(p.endpoint.sessions.size, 0);
+  // Her next request exchanges again, as after any expiry.
+  assert.equal((await roundTrip(p.alice_, p.endpoint, getHead(), null)).kind, 'ok');
+  assert.equal(p.endpoint.sessions.size, 1);
+});

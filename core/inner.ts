@@ -252,6 +252,15 @@ export class InnerEndpoint {
     this.#startedAt = opts.replay ? undefined : this.incarnation;
   }
 
+  /**
+   * Drops every session past its idle timeout, lifetime or limits, so that its keys leave
+   * memory without waiting for a request on it; returns how many. The host calls this now and
+   * then (the sidecar: sidecar-inner/server.ts).
+   */
+  sweepSessions(): number {
+    return this.sessions.sweep(this.#now());
+  }
+
   #grant(requested: RequestedLimits, user: string, now: number): GrantedLimits {
     if (this.#opts.grant) return this.#opts.grant(requested, user, now);
     const p = this.policy;
