@@ -438,8 +438,11 @@ test('admin endpoints: /healthz, /readyz and /metrics with the contract metrics'
   assert.ok(metricValue(outerM, 'sws_key_exchanges_total', { result: 'ok' }) >= 2);
 });
 
-test('access log: one JSON line per request with user, host, method, path, status and duration; no secrets', async () => {
+test('access log: one JSON line per request with user, host, method, path, status and duration; no secrets, bodies or header values', async () => {
   await proxied('/docs/logged.html');
+  const secretBody = 'logged-body-5ea1ed'.repeat(4);
+  assert.equal((await proxied('/echo?token=query-secret-77', { method: 'POST', body: secretBody, headers: { 'x-note': 'header-value-a11ce' } })).body.toString(), secretBody);
+  await eventually(() => chain.inner.logs.findLast((l) => l.msg === 'request' && l.path === '/echo'), 5000, 'the access line of the POST');
   const line = await eventually(() => chain.inner.logs.findLast((l) => l.msg === 'request' && l.path === '/docs/logged.html'), 5000, 'the access log line');
   assert.equal(line.user, 'alice');
   assert.equal(line.host, HOST);
@@ -448,7 +451,9 @@ test('access log: one JSON line per request with user, host, method, path, statu
   assert.equal(typeof line.ms, 'number');
   const all = JSON.stringify([...chain.inner.logs, ...chain.outer.logs]);
   assert.ok(!all.includes(PASSWORDS.alice) && !all.includes(PASSWORDS.bob), 'no password in any log line');
+  assert.ok(!all.includes(basic('alice', PASSWORDS.alice).slice(6)), 'nor the Basic credential');
   assert.ok(!/PRIVATE KEY/.test(all));
+  for (const needle of ['logged-body-5ea1ed', 'query-secret-77', 'header-value-a11ce']) assert.ok(!all.includes(needle), `"${needle}" (a body, a query, a header value) is in a log line`);
 });
 
 test('inner restart between two requests: the outer exchanges again and the GET succeeds, invisibly', async () => {
