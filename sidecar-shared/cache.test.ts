@@ -161,7 +161,8 @@ test('revalidation: a stale entry asks with its validator; a matching 304 refres
   assert.equal(c.lookup('u', r.url, r).kind, 'fresh', 'the new max-age applies');
   const cond = req(r.url, { 'if-none-match': 'W/"v1"' });
   assert.equal(c.answer(s.entry, cond).status, 304);
-  assert.equal(c.revalidated(s.entry, r, [['etag', '"other"']], null), 'passthrough', "a 304 about another validator is not this entry's");
+  const asksOther = req(r.url, { 'if-none-match': '"other"' });
+  assert.equal(c.revalidated(s.entry, asksOther, [['etag', '"other"']], null), 'passthrough', "a 304 about the client's own validator is not this entry's: the client gets it");
 });
 
 test('RFC 9111 §3.2: a 304 adds the fields only it carries and replaces the others, but never the stored body\'s length', () => {
@@ -200,8 +201,12 @@ test('revalidation by If-Modified-Since: a 304 without validators refreshes the 
   // A client with its own If-Modified-Since sent that date upstream: a 304 may be about it, and it may have a 304.
   const own = req(r.url, { 'if-modified-since': 'Thu, 03 Jul 2025 00:00:00 GMT' });
   assert.equal(c.revalidated(entry, own, [['cache-control', 'max-age=30']], null), 'passthrough');
-  // A 304 whose validator names another version is not about this entry, whoever asked.
-  assert.equal(c.revalidated(entry, r, [['last-modified', 'Fri, 04 Jul 2025 00:00:00 GMT']], null), 'passthrough');
+  // A 304 naming another version, though only this entry's validator was sent: the client still
+  // gets the stored answer, not a bare 304, and the entry is not kept.
+  assert.equal(c.revalidated(entry, r, [['last-modified', 'Fri, 04 Jul 2025 00:00:00 GMT']], null), 'fresh');
+  assert.equal(c.answer(entry, r).status, 200);
+  assert.equal(Buffer.from(c.answer(entry, r).body as Uint8Array).toString(), 'body-lm');
+  assert.equal(c.lookup('u', r.url, r).kind, 'miss');
 });
 
 test('a 304 that sets a cookie: the asking user gets it once, and a cache that keeps no cookies stops keeping the entry', () => {

@@ -385,8 +385,9 @@ export class HttpCache<M> {
   }
 
   /**
-   * Merges a 304 answer to a conditional request (RFC 9111 §4.3.4). `fresh`: the stored body is
-   * still the right one and the entry was refreshed with the new header fields and `meta`;
+   * Merges a 304 answer to a conditional request (RFC 9111 §4.3.4). `fresh`: answer with the
+   * stored response (refreshed with the 304's fields and `meta`, or, when the 304 names another
+   * version though only this entry's validators were sent, as it was and no longer kept);
    * `passthrough`: the 304 is about a validator the client sent, not this entry's (pass it on).
    * Any other status is a new response: store it with `admit` instead.
    */
@@ -404,7 +405,12 @@ export class HttpCache<M> {
     const { policy, matches } = entry.policy.revalidatedPolicy(asGet, { status: 304, headers: notModified });
     if (!matches) {
       this.#metrics?.cacheRevalidations.inc({ cache: this.name, result: 'mismatch' });
-      return 'passthrough';
+      if (!ownConditional) return 'passthrough';
+      // A 304 naming another version to a condition only about this entry: a server at odds with
+      // itself. The client, which asked unconditionally, still gets a whole answer (the stored
+      // one, as it is); the entry, which can no longer be validated, is not kept.
+      this.#remove(entry, 'replaced');
+      return 'fresh';
     }
     this.#metrics?.cacheRevalidations.inc({ cache: this.name, result: 'not-modified' });
     const updates = new Map<string, string[]>();
