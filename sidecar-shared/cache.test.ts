@@ -61,6 +61,9 @@ test('RFC 9111: no-store is never kept; private only in a private cache; s-maxag
   const authed = req(r.url, { authorization: 'Basic x' });
   assert.equal(put(shared(), '', authed, [['cache-control', 'max-age=60']], 'x', null), false);
   assert.equal(put(shared(), '', authed, [['cache-control', 'public, max-age=60']], 'x', null), true);
+  // RFC 9111 §3.5: must-revalidate and s-maxage also let a shared cache keep an authenticated answer.
+  assert.equal(put(shared(), '', authed, [['cache-control', 'max-age=60, must-revalidate']], 'x', null), true);
+  assert.equal(put(shared(), '', authed, [['cache-control', 's-maxage=60']], 'x', null), true);
   assert.equal(put(shared(), '', r, [['cache-control', 'public, max-age=60'], ['set-cookie', 'a=b']], 'x', null), false, 'a shared cache never keeps a cookie');
   assert.equal(put(shared(), '', r, [['cache-control', 'public, max-age=60'], ['vary', '*']], 'x', null), false);
 });
