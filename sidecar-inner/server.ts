@@ -484,7 +484,7 @@ export class InnerSidecar {
  * and 15 s. A session therefore outlives its idle timeout by at most a quarter of it (15 s for
  * the default 10 minutes); each sweep walks the session table once (100,000 sessions at most).
  */
-export function sessionSweepMs(idleTimeoutMs: number): number {
+function sessionSweepMs(idleTimeoutMs: number): number {
   return Math.min(15_000, Math.max(1_000, Math.floor(idleTimeoutMs / 4)));
 }
 

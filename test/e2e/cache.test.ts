@@ -6,8 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { basic, metricValue, PASSWORDS, sws, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
+import { metricValue, sws, startChain, startOrigin, startSidecar, swsOk, viaProxy, type Chain, type Origin, type ProxiedAnswer, type SidecarProcess } from '../helpers/e2e.ts';
 
 const HOST = 'intranet.example';
 const TEN_DAYS_AGO = new Date(Date.now() - 10 * 86400_000).toUTCString();
@@ -62,25 +61,8 @@ after(async () => {
   await origin?.close();
 });
 
-interface Answer {
-  status: number;
-  headers: IncomingMessage['headers'];
-  body: Buffer;
-}
-
-function get(path: string, opts: { user?: 'alice' | 'bob'; headers?: Record<string, string>; proxy?: string } = {}): Promise<Answer> {
-  const proxy = new URL(opts.proxy ?? chain.proxy);
-  const headers = { host: HOST, 'proxy-authorization': basic(opts.user ?? 'alice', PASSWORDS[opts.user ?? 'alice']), ...opts.headers };
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}${path}`, headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function get(path: string, opts: { user?: 'alice' | 'bob'; headers?: Record<string, string>; proxy?: string } = {}): Promise<ProxiedAnswer> {
+  return viaProxy(opts.proxy ?? chain.proxy, HOST, path, opts);
 }
 
 const seen = (path: string) => origin.requests.filter((r) => r.url === path).length;
@@ -301,7 +283,7 @@ test('revocation, key: after `sws client remove alice` the first request that re
     // A request that misses the cache reaches the inner; once its watcher saw the removal (100 ms poll) it refuses alice.
     // A request in flight at that moment is cut off instead (revocation aborts it: a 502 without the code): ask again.
     const until = Date.now() + 5000;
-    let refused: Answer | undefined;
+    let refused: ProxiedAnswer | undefined;
     for (let i = 0; Date.now() < until; i++) {
       const r = await get(`/shared/nostore/k${i}`);
       if (r.status === 502 && r.body.toString().includes('SWS_ERR_UNKNOWN_USER')) {

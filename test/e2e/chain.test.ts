@@ -10,13 +10,13 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ProxyAgent, request as undiciRequest } from 'undici';
-import { basic, closedPort, eventually, pattern, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin } from '../helpers/e2e.ts';
+import { basic, closedPort, eventually, pattern, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, viaProxy, type Chain, type Origin, type ProxiedAnswer } from '../helpers/e2e.ts';
 import { startForger, type Forger } from '../helpers/forger.ts';
 import { startRelay, type RecordingRelay } from '../helpers/relay.ts';
 
@@ -122,30 +122,10 @@ after(async () => {
   await origin?.close();
 });
 
-interface Answer {
-  status: number;
-  headers: IncomingMessage['headers'];
-  body: Buffer;
-}
+type Answer = ProxiedAnswer;
 
-/** A request through the outer as a forward proxy (absolute-form target). */
-function proxied(path: string, opts: { user?: keyof typeof PASSWORDS | null; password?: string; method?: string; body?: Buffer | string; headers?: Record<string, string>; host?: string } = {}): Promise<Answer> {
-  const proxy = new URL(chain.proxy);
-  const host = opts.host ?? HOST;
-  const headers: Record<string, string> = { host, ...opts.headers };
-  const user = opts.user === undefined ? 'alice' : opts.user;
-  if (user) headers['proxy-authorization'] = basic(user, opts.password ?? PASSWORDS[user]);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: proxy.hostname, port: proxy.port, method: opts.method ?? 'GET', path: `http://${host}${path}`, headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
-      res.on('error', reject);
-      res.on('aborted', () => reject(new Error('response aborted')));
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
+function proxied(path: string, opts: Parameters<typeof viaProxy>[3] & { host?: string } = {}): Promise<Answer> {
+  return viaProxy(chain.proxy, opts.host ?? HOST, path, opts);
 }
 
 test('claim 1: an allowed request reaches the unchanged web server and the answer comes back', async () => {
@@ -512,17 +492,10 @@ test('SIGTERM past --grace: new connections are refused at once, a stream still 
   const own = await startChain({ originUrl: origin.url, host: HOST, innerArgs: ['--grace', '400'] });
   const gates = sseGates.length;
   try {
-    const proxy = new URL(own.proxy);
-    const streamed = new Promise<'whole' | 'cut'>((resolve) => {
-      const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/sse`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
-        res.on('data', () => undefined);
-        res.on('end', () => resolve('whole'));
-        res.on('aborted', () => resolve('cut'));
-        res.on('error', () => resolve('cut'));
-      });
-      req.on('error', () => resolve('cut'));
-      req.end();
-    });
+    const streamed = viaProxy(own.proxy, HOST, '/sse').then(
+      () => 'whole',
+      () => 'cut',
+    );
     await eventually(() => (sseGates.length > gates ? true : undefined), 5000, 'the web server to start the stream');
     assert.ok(existsSync(join(own.innerData, 'sws.db-wal')), 'control: a running inner has its database open (WAL)');
     const exited = own.inner.stop('SIGTERM');
@@ -684,18 +657,8 @@ test('SIGTERM: the outer turns unready, finishes the in-flight request, then exi
   const outer = await startSidecar(['outer', 'start', '--data', chain.outerData]);
   let stopped = false;
   try {
-    const proxy = new URL(outer.url);
     const gates = sseGates.length;
-    const pending = new Promise<Answer>((resolve, reject) => {
-      const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}/sse`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
-        res.on('aborted', () => reject(new Error('response aborted')));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const pending = viaProxy(outer.url, HOST, '/sse');
     await eventually(() => (sseGates.length > gates ? true : undefined), 5000, 'the web server to start the stream');
     const exited = outer.stop('SIGTERM');
     stopped = true;

@@ -7,25 +7,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { basic, metricValue, PASSWORDS, startChain, startOrigin, startSidecar, swsOk, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
+import { metricValue, startChain, startOrigin, startSidecar, swsOk, viaProxy, type Chain, type Origin, type SidecarProcess } from '../helpers/e2e.ts';
 
 let originA: Origin;
 let originB: Origin;
 let chain: Chain;
 let second: SidecarProcess;
 
-function get(host: string, path: string): Promise<{ status: number; body: string }> {
-  const proxy = new URL(chain.proxy);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${host}${path}`, headers: { host, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject).end();
-  });
+async function get(host: string, path: string): Promise<{ status: number; body: string }> {
+  const r = await viaProxy(chain.proxy, host, path);
+  return { status: r.status, body: r.body.toString() };
 }
 
 before(async () => {

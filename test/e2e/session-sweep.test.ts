@@ -6,24 +6,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
-import { basic, metricValue, PASSWORDS, startChain, startOrigin, type Chain, type Origin } from '../helpers/e2e.ts';
+import { metricValue, startChain, startOrigin, viaProxy, type Chain, type Origin } from '../helpers/e2e.ts';
 
 const HOST = 'intranet.example';
 const IDLE_SECONDS = 10; // the smallest --idle-timeout the inner accepts
 let origin: Origin;
 let chain: Chain;
 
-function get(path: string): Promise<{ status: number; body: string }> {
-  const proxy = new URL(chain.proxy);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: proxy.hostname, port: proxy.port, path: `http://${HOST}${path}`, headers: { host: HOST, 'proxy-authorization': basic('alice', PASSWORDS.alice) }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject).end();
-  });
+async function get(path: string): Promise<{ status: number; body: string }> {
+  const r = await viaProxy(chain.proxy, HOST, path);
+  return { status: r.status, body: r.body.toString() };
 }
 
 const gauge = async (name: string) => metricValue(await chain.inner.metrics(), name);

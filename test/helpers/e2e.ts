@@ -5,7 +5,7 @@
  * the returned handle.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -276,6 +276,40 @@ export async function eventually<T>(find: () => T | undefined, ms = 5000, what =
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+export interface ProxiedAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/**
+ * One request through an outer as a forward proxy, on a new client connection: absolute-form
+ * target, Basic proxy credentials of `user` (alice unless given; null for none). Rejects when
+ * the answer is cut short, so a truncated body never passes for a whole one.
+ */
+export function viaProxy(
+  proxyUrl: string,
+  host: string,
+  path: string,
+  opts: { user?: keyof typeof PASSWORDS | null; password?: string; method?: string; body?: Buffer | string; headers?: Record<string, string> } = {},
+): Promise<ProxiedAnswer> {
+  const proxy = new URL(proxyUrl);
+  const headers: Record<string, string> = { host, ...opts.headers };
+  const user = opts.user === undefined ? 'alice' : opts.user;
+  if (user) headers['proxy-authorization'] = basic(user, opts.password ?? PASSWORDS[user]);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: proxy.hostname, port: proxy.port, method: opts.method ?? 'GET', path: `http://${host}${path}`, headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+      res.on('aborted', () => reject(new Error('response aborted')));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
 }
 
 export function basic(user: string, password: string): string {
